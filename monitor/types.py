@@ -1,0 +1,280 @@
+"""Frozen value types shared by the pure core, the pipeline and the adapters.
+
+Nothing here does I/O. Times are epoch seconds (``float``) inside the core; points carry
+nanoseconds because that is what line protocol writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+FeatureValue = float | str | bool | None
+Severity = Literal["warning", "critical"]
+AlertStatus = Literal["firing", "resolved"]
+
+#: feature tag used for whole-event data-quality problems (CONTRACT §3)
+EVENT_FEATURE = "__event__"
+#: pseudo-features for prediction and score drift (CONTRACT §3)
+PREDICTION_FEATURE = "__prediction__"
+SCORE_FEATURE = "__score__"
+
+
+def rfc3339(ts: float) -> str:
+    """Format epoch seconds as RFC 3339 UTC with millisecond precision.
+
+    >>> rfc3339(0.0)
+    '1970-01-01T00:00:00.000Z'
+    """
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionEvent:
+    """One model call (CONTRACT §1, topic ``predictions``)."""
+
+    model: str
+    request_id: str
+    timestamp: float
+    features: Mapping[str, FeatureValue]
+    prediction: float | str | None
+    model_version: str | None = None
+    score: float | None = None
+    latency_ms: float | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LabelEvent:
+    """Ground truth for an earlier prediction (CONTRACT §1, topic ``labels``)."""
+
+    model: str
+    request_id: str
+    timestamp: float
+    label: float | str | bool
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """An input that failed decoding or validation; goes to the dead-letter topic."""
+
+    reason: str
+    raw: bytes
+    topic: str = ""
+    partition: int = -1
+    offset: int = -1
+    #: model name when it could be recovered from the raw event (for per-model ``invalid`` counts)
+    model: str | None = None
+    #: event time when it could be recovered, else None (the pipeline then uses its watermark)
+    timestamp: float | None = None
+
+    def to_dlq(self, received_at: float) -> dict[str, Any]:
+        """The dead-letter record of CONTRACT §1."""
+        return {
+            "reason": self.reason,
+            "topic": self.topic,
+            "partition": self.partition,
+            "offset": self.offset,
+            "received_at": rfc3339(received_at),
+            "raw": self.raw.decode("utf-8", errors="replace"),
+        }
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class WindowRange:
+    """Half-open event-time interval ``[start, end)`` in epoch seconds."""
+
+    start: float
+    end: float
+
+
+FieldValue = float | int | bool | str
+
+
+def _escape_tag(value: str) -> str:
+    return value.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
+
+
+def _format_field(value: FieldValue) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"{value}i"
+    if isinstance(value, float):
+        return repr(value)
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+@dataclass(frozen=True, slots=True)
+class MetricPoint:
+    """One InfluxDB point (CONTRACT §3). ``time_ns`` is the window end.
+
+    >>> MetricPoint("errors", (("model", "m a"),), (("errors", 2), ("rate", 0.5)), 10).to_line()
+    'errors,model=m\\\\ a errors=2i,rate=0.5 10'
+    """
+
+    measurement: str
+    tags: tuple[tuple[str, str], ...]
+    fields: tuple[tuple[str, FieldValue], ...]
+    time_ns: int
+
+    def tag(self, key: str) -> str | None:
+        for k, v in self.tags:
+            if k == key:
+                return v
+        return None
+
+    def field(self, key: str) -> FieldValue | None:
+        for k, v in self.fields:
+            if k == key:
+                return v
+        return None
+
+    def series_key(self) -> tuple[str, tuple[tuple[str, str], ...], int]:
+        """Identity of the point in InfluxDB: rewriting it overwrites (idempotence)."""
+        return (self.measurement, tuple(sorted(self.tags)), self.time_ns)
+
+    def to_line(self) -> str:
+        """Line protocol with tags sorted (InfluxDB's preferred order); empty tag values dropped."""
+        tags = "".join(
+            f",{_escape_tag(k)}={_escape_tag(v)}" for k, v in sorted(self.tags) if v != ""
+        )
+        fields = ",".join(f"{_escape_tag(k)}={_format_field(v)}" for k, v in self.fields)
+        return f"{_escape_tag(self.measurement)}{tags} {fields} {self.time_ns}"
+
+
+@dataclass(frozen=True, slots=True)
+class DriftResult:
+    """One drift statistic for one feature in one window."""
+
+    feature: str
+    method: str
+    score: float
+    threshold: float
+    drifted: bool
+    n: int
+    p_value: float | None = None
+    #: documented error bound for binned approximations (binned KS), else None
+    error_bound: float | None = None
+
+
+def fingerprint(labels: Mapping[str, str]) -> str:
+    """Stable 16-hex-digit hash of an alert's labels (sorted ``k=v`` pairs).
+
+    >>> fingerprint({"b": "2", "a": "1"}) == fingerprint({"a": "1", "b": "2"})
+    True
+    """
+    canon = "\x1f".join(f"{k}={labels[k]}" for k in sorted(labels))
+    return hashlib.sha256(canon.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """A firing or resolved alert; CONTRACT §5 labels and annotations.
+
+    ``starts_at``/``ends_at`` are event times (epoch s). ``ends_at`` is None while firing.
+    """
+
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    status: AlertStatus
+    starts_at: float
+    ends_at: float | None = None
+    generator_url: str = ""
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.labels)
+
+    @property
+    def severity(self) -> str:
+        return self.labels.get("severity", "warning")
+
+    @property
+    def model(self) -> str:
+        return self.labels.get("model", "")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``alerts[]`` entry of an Alertmanager webhook v4 payload."""
+        return {
+            "status": self.status,
+            "labels": dict(self.labels),
+            "annotations": dict(self.annotations),
+            "startsAt": rfc3339(self.starts_at),
+            "endsAt": rfc3339(self.ends_at) if self.ends_at is not None else "0001-01-01T00:00:00Z",
+            "generatorURL": self.generator_url,
+            "fingerprint": self.fingerprint,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    feature: str
+    method: str
+    score: float
+    threshold: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"feature": self.feature, "method": self.method, "score": self.score,
+                "threshold": self.threshold}
+
+
+RETRAIN_NAMESPACE = uuid.UUID("6c1f3a52-2b1e-4f3e-9a57-3f1d2c0b9e41")
+
+
+@dataclass(frozen=True, slots=True)
+class RetrainRequest:
+    """A retraining request; serialised as the CloudEvent of CONTRACT §4."""
+
+    model: str
+    model_version: str | None
+    reason: Literal["drift", "performance", "data_quality"]
+    window: WindowRange
+    evidence: tuple[Evidence, ...]
+    consecutive_windows: int
+    cooldown_s: float
+
+    @property
+    def event_id(self) -> str:
+        """Deterministic id: a replay of the same window yields the same id (consumers can dedupe)."""
+        key = f"{self.model}|{self.model_version or ''}|{self.reason}|{self.window.end!r}"
+        return str(uuid.uuid5(RETRAIN_NAMESPACE, key))
+
+    def to_cloudevent(self, source: str = "driftline/default") -> dict[str, Any]:
+        return {
+            "specversion": "1.0",
+            "type": "io.driftline.retraining.requested",
+            "source": source,
+            "id": self.event_id,
+            "time": rfc3339(self.window.end),
+            "subject": self.model,
+            "datacontenttype": "application/json",
+            "data": {
+                "model": self.model,
+                "model_version": self.model_version or "",
+                "reason": self.reason,
+                "window": {"start": rfc3339(self.window.start), "end": rfc3339(self.window.end)},
+                "evidence": [e.to_dict() for e in self.evidence],
+                "policy": {"consecutive_windows": self.consecutive_windows,
+                           "cooldown_s": self.cooldown_s},
+            },
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Emission:
+    """What one ``advance(watermark)`` of the pipeline produces."""
+
+    points: tuple[MetricPoint, ...] = ()
+    alerts: tuple[Alert, ...] = ()
+    retrain: tuple[RetrainRequest, ...] = ()
+    #: windows that closed in this emission, as (model, model_version, range)
+    closed: tuple[tuple[str, str | None, WindowRange], ...] = field(default_factory=tuple)
+
+    def __bool__(self) -> bool:
+        return bool(self.points or self.alerts or self.retrain)
