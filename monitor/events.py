@@ -109,8 +109,11 @@ def decode_any(
     partition: int = -1,
     offset: int = -1,
     max_bytes: int = 1_000_000,
+    models: frozenset[str] | set[str] | None = None,
 ) -> PredictionEvent | LabelEvent | Rejection:
     """Decode one Kafka message value into a prediction, a label, or a rejection with a reason.
+
+    With ``models`` (the declared models), events of any other model are rejected.
 
     >>> decode_any(b'{"model":"m","request_id":"r","timestamp":1,"label":1}').label
     1
@@ -131,6 +134,8 @@ def decode_any(
     except msgspec.DecodeError as exc:
         return reject(_reason(exc))
     model = probe.model if isinstance(probe.model, str) and 0 < len(probe.model) <= 200 else None
+    if models is not None and model is not None and model not in models:
+        return reject(f"unknown model {model!r}: not among the declared models", None)
     try:
         ts_hint = parse_timestamp(probe.timestamp) if probe.timestamp is not None else None
     except (ValueError, TypeError, OverflowError):
