@@ -1,0 +1,298 @@
+"""Per-window state and its aggregation: bin counts and sketches, never raw values (except in exact-KS mode).
+
+A :class:`WindowState` is mergeable: the state of two partitions' data merged equals the state of the
+concatenated data, and merging is associative — so windows can be split across workers and combined.
+:func:`ingest` updates a state from a vectorised batch (:class:`Batch`); :func:`performance_values`
+and friends read results out of a state.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from river import metrics as rmetrics
+
+from monitor.core.binning import FeatureBinner
+from monitor.core.sketch import LatencySketch
+from monitor.types import FeatureValue, PredictionEvent
+
+NAN = math.nan
+
+
+def _to_float(v: object) -> float:
+    if v is None or isinstance(v, bool | str):
+        return NAN
+    return float(v)  # type: ignore[arg-type]
+
+
+def _to_category(v: object) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def is_positive(prediction: object) -> bool | None:
+    """Whether a binary prediction is the positive class (None when it is not binary-looking)."""
+    if isinstance(prediction, bool):
+        return prediction
+    if isinstance(prediction, int | float):
+        if prediction in (0, 1):
+            return bool(prediction)
+        return None
+    if isinstance(prediction, str):
+        low = prediction.strip().lower()
+        if low in ("1", "true", "yes", "positive", "pos"):
+            return True
+        if low in ("0", "false", "no", "negative", "neg"):
+            return False
+    return None
+
+
+@dataclass(slots=True)
+class Batch:
+    """A batch of one model version's predictions as columns (built once, sliced per window)."""
+
+    events: Sequence[PredictionEvent]
+    ts: np.ndarray
+    numeric: np.ndarray | None  # (N, F_num) float, NaN = missing
+    categorical: list[list[str | None]] | None
+    latency: np.ndarray  # NaN = absent
+    error: np.ndarray  # bool
+    p_correct: np.ndarray  # CBPE probability the prediction is right, NaN without a score
+
+    @classmethod
+    def build(cls, events: Sequence[PredictionEvent], binner: FeatureBinner | None) -> Batch:
+        n = len(events)
+        ts = np.fromiter((e.timestamp for e in events), dtype=np.float64, count=n)
+        latency = np.fromiter(
+            (NAN if e.latency_ms is None else e.latency_ms for e in events), dtype=np.float64, count=n
+        )
+        error = np.fromiter((e.error is not None for e in events), dtype=bool, count=n)
+        p_correct = np.fromiter((_p_correct(e) for e in events), dtype=np.float64, count=n)
+        numeric = categorical = None
+        if binner is not None:
+            numeric = np.empty((n, len(binner.numeric_names)), dtype=np.float64)
+            for j, name in enumerate(binner.numeric_names):
+                numeric[:, j] = [_to_float(_value(e, name)) for e in events]
+            categorical = [[_to_category(_value(e, name)) for e in events]
+                           for name in binner.categorical_names]
+        return cls(events, ts, numeric, categorical, latency, error, p_correct)
+
+
+def _value(e: PredictionEvent, name: str) -> FeatureValue | int:
+    if name == "__prediction__":
+        return e.prediction
+    if name == "__score__":
+        return e.score
+    return e.features.get(name)
+
+
+def _p_correct(e: PredictionEvent) -> float:
+    if e.score is None or e.error is not None:
+        return NAN
+    pos = is_positive(e.prediction)
+    if pos is None:
+        pos = e.score >= 0.5
+    return e.score if pos else 1.0 - e.score
+
+
+@dataclass(slots=True)
+class PerformanceState:
+    """Labelled outcomes of one window: river metrics over a shared confusion matrix (classification)
+    or sums of errors (regression). Mergeable."""
+
+    cm: rmetrics.ConfusionMatrix = field(default_factory=rmetrics.ConfusionMatrix)
+    n_reg: int = 0
+    abs_err: float = 0.0
+    sq_err: float = 0.0
+
+    @property
+    def n(self) -> int:
+        return int(self.cm.n_samples) + self.n_reg
+
+    def update(self, label: object, prediction: object, task: str | None) -> None:
+        if prediction is None:
+            return
+        numeric = isinstance(label, int | float) and not isinstance(label, bool) and isinstance(
+            prediction, int | float) and not isinstance(prediction, bool)
+        if task == "regression" or (task is None and numeric and not _looks_like_class(label, prediction)):
+            if numeric:
+                err = float(prediction) - float(label)  # type: ignore[arg-type]
+                self.n_reg += 1
+                self.abs_err += abs(err)
+                self.sq_err += err * err
+            return
+        self.cm.update(_class(label), _class(prediction))
+
+    def merge_in(self, other: PerformanceState) -> None:
+        for y_true, row in other.cm.data.items():
+            for y_pred, w in row.items():
+                self.cm.update(y_true, y_pred, w)
+        self.n_reg += other.n_reg
+        self.abs_err += other.abs_err
+        self.sq_err += other.sq_err
+
+    def values(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        if self.cm.n_samples:
+            out["accuracy"] = rmetrics.Accuracy(cm=self.cm).get()
+            classes = set(self.cm.classes)
+            if classes <= {0, 1, True, False}:
+                out["precision"] = rmetrics.Precision(cm=self.cm, pos_val=1).get()
+                out["recall"] = rmetrics.Recall(cm=self.cm, pos_val=1).get()
+                out["f1"] = rmetrics.F1(cm=self.cm, pos_val=1).get()
+            else:
+                out["f1"] = rmetrics.MacroF1(cm=self.cm).get()
+        if self.n_reg:
+            out["mae"] = self.abs_err / self.n_reg
+            out["rmse"] = math.sqrt(self.sq_err / self.n_reg)
+        return out
+
+
+def _looks_like_class(label: object, prediction: object) -> bool:
+    return all(isinstance(v, int | float) and float(v).is_integer() and 0 <= v <= 1  # type: ignore[operator]
+               for v in (label, prediction))
+
+
+def _class(v: object) -> Any:
+    pos = is_positive(v)
+    if pos is not None:
+        return int(pos)
+    return v
+
+
+@dataclass(slots=True)
+class WindowState:
+    """Everything one window of one model version accumulates. Size is independent of the row count
+    (unless ``raw`` exact-KS values are kept)."""
+
+    num_counts: np.ndarray | None = None
+    num_missing: np.ndarray | None = None
+    num_oor: np.ndarray | None = None
+    cat_counts: np.ndarray | None = None
+    cat_missing: np.ndarray | None = None
+    cat_unseen: np.ndarray | None = None
+    events: int = 0
+    errors: int = 0
+    latency: LatencySketch = field(default_factory=LatencySketch)
+    #: CBPE: sum of P(prediction correct) in units of 1e-9 (integer: exact and order-independent)
+    est_correct_nano: int = 0
+    est_n: int = 0
+    late: int = 0
+    invalid: int = 0
+    duplicates: int = 0
+    labels_unmatched: int = 0
+    perf: PerformanceState = field(default_factory=PerformanceState)
+    #: river change detectors fired on events of this window
+    error_change: bool = False
+    latency_change: bool = False
+    #: exact-KS mode only: raw numeric values per feature
+    raw: list[list[np.ndarray]] | None = None
+
+    @classmethod
+    def empty(cls, binner: FeatureBinner | None, exact: bool = False) -> WindowState:
+        s = cls()
+        if binner is not None:
+            f_num, f_cat = len(binner.numeric_names), len(binner.categorical_names)
+            s.num_counts = binner.empty_numeric()
+            s.num_missing = np.zeros(f_num, dtype=np.int64)
+            s.num_oor = np.zeros(f_num, dtype=np.int64)
+            s.cat_counts = binner.empty_categorical()
+            s.cat_missing = np.zeros(f_cat, dtype=np.int64)
+            s.cat_unseen = np.zeros(f_cat, dtype=np.int64)
+            if exact:
+                s.raw = [[] for _ in range(f_num)]
+        return s
+
+    @property
+    def estimated_accuracy(self) -> float | None:
+        return self.est_correct_nano / 1e9 / self.est_n if self.est_n else None
+
+    @property
+    def has_drift_state(self) -> bool:
+        return self.num_counts is not None
+
+    def ingest(self, batch: Batch, rows: np.ndarray, binner: FeatureBinner | None) -> None:
+        """Add the batch rows ``rows`` (indices) to this window: vectorised over the rows."""
+        n = int(rows.size)
+        if n == 0:
+            return
+        self.events += n
+        self.errors += int(batch.error[rows].sum())
+        lat = batch.latency[rows]
+        lat = lat[~np.isnan(lat)]
+        if lat.size:
+            self.latency.add(lat)
+        pc = batch.p_correct[rows]
+        pc = pc[~np.isnan(pc)]
+        self.est_correct_nano += int(np.round(pc * 1e9).astype(np.int64).sum())
+        self.est_n += int(pc.size)
+        if binner is None or self.num_counts is None or batch.numeric is None:
+            return
+        assert self.num_missing is not None and self.num_oor is not None
+        assert self.cat_counts is not None and self.cat_missing is not None and self.cat_unseen is not None
+        if batch.numeric.shape[1]:
+            values = batch.numeric[rows] if n != len(batch.events) else batch.numeric
+            counts, missing, oor = binner.numeric_counts(values)
+            self.num_counts += counts
+            self.num_missing += missing
+            self.num_oor += oor
+            if self.raw is not None:
+                for j in range(values.shape[1]):
+                    col = values[:, j]
+                    self.raw[j].append(col[~np.isnan(col)])
+        if batch.categorical:
+            if n == len(batch.events):
+                cols: Sequence[Sequence[str | None]] = batch.categorical
+            else:
+                idx = rows.tolist()
+                cols = [[col[i] for i in idx] for col in batch.categorical]
+            counts, missing, unseen = binner.categorical_counts(cols)
+            self.cat_counts += counts
+            self.cat_missing += missing
+            self.cat_unseen += unseen
+
+    def merge_in(self, other: WindowState) -> None:
+        """Add ``other`` into this state (same model, same window, same reference)."""
+        for name in ("num_counts", "num_missing", "num_oor", "cat_counts", "cat_missing", "cat_unseen"):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if theirs is None:
+                continue
+            setattr(self, name, theirs.copy() if mine is None else mine + theirs)
+        for name in ("events", "errors", "est_n", "est_correct_nano", "late", "invalid", "duplicates",
+                     "labels_unmatched"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.latency = self.latency.merge(other.latency)
+        self.perf.merge_in(other.perf)
+        self.error_change |= other.error_change
+        self.latency_change |= other.latency_change
+        if other.raw is not None:
+            if self.raw is None:
+                self.raw = [[] for _ in other.raw]
+            for mine_list, theirs_list in zip(self.raw, other.raw, strict=True):
+                mine_list.extend(theirs_list)
+
+    def nbytes(self) -> int:
+        """Bytes held by the mergeable state (bin counts and sketches)."""
+        total = sum(a.nbytes for a in (self.num_counts, self.num_missing, self.num_oor, self.cat_counts,
+                                       self.cat_missing, self.cat_unseen) if a is not None)
+        total += self.latency.nbytes() if hasattr(self.latency, "nbytes") else 0
+        if self.raw is not None:
+            total += sum(a.nbytes for col in self.raw for a in col)
+        return total
+
+
+def merged(states: Sequence[WindowState], binner: FeatureBinner | None) -> WindowState:
+    """A new state equal to the merge of ``states`` (left to right)."""
+    out = WindowState.empty(binner)
+    for s in states:
+        out.merge_in(s)
+    return out

@@ -1,0 +1,348 @@
+"""Reference profiles: the distribution drift is measured against (CONTRACT §2).
+
+Numeric features get fine quantile bin edges fitted on the reference (open outer bins), reference
+proportions per bin, coarse PSI bins aligned to the reference deciles, summary statistics and a sorted
+sample for exact KS. Discrete features (few distinct values) get one bin per value; constant features
+a single edge. Categorical features get category frequencies plus an unseen bucket. The JSON file is
+versioned (``format_version``) and parsed without eval or pickle.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import orjson
+import pandas as pd
+
+FORMAT_VERSION = 1
+OUTPUTS = ("score", "prediction", "label")
+IGNORED = ("request_id", "timestamp", "model", "model_version", "latency_ms", "error")
+
+
+@dataclass(frozen=True)
+class NumericProfile:
+    """Reference of one numeric feature. Bin of ``x`` = ``np.searchsorted(edges, x, side="right")``."""
+
+    name: str
+    edges: np.ndarray
+    proportions: np.ndarray
+    psi_starts: np.ndarray
+    count: int
+    missing_rate: float
+    min: float
+    max: float
+    mean: float
+    std: float
+    ks_sample: np.ndarray
+    discrete: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "numeric", "name": self.name, "edges": self.edges.tolist(),
+                "proportions": self.proportions.tolist(), "psi_starts": self.psi_starts.tolist(),
+                "count": self.count, "missing_rate": self.missing_rate, "min": self.min, "max": self.max,
+                "mean": self.mean, "std": self.std, "ks_sample": self.ks_sample.tolist(),
+                "discrete": self.discrete}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> NumericProfile:
+        edges = np.asarray(d["edges"], dtype=np.float64)
+        props = np.asarray(d["proportions"], dtype=np.float64)
+        starts = np.asarray(d["psi_starts"], dtype=np.int64)
+        name = str(d["name"])
+        if edges.ndim != 1 or props.shape != (edges.size + 1,):
+            raise ValueError(f"feature {name!r}: proportions must have len(edges)+1 entries")
+        if edges.size > 1 and not np.all(np.diff(edges) > 0):
+            raise ValueError(f"feature {name!r}: edges must be strictly increasing")
+        if starts.size == 0 or starts[0] != 0 or np.any(np.diff(starts) <= 0) or starts[-1] >= props.size:
+            raise ValueError(f"feature {name!r}: psi_starts must start at 0 and increase within the bins")
+        return cls(name=name, edges=edges, proportions=props, psi_starts=starts, count=int(d["count"]),
+                   missing_rate=float(d["missing_rate"]), min=float(d["min"]), max=float(d["max"]),
+                   mean=float(d["mean"]), std=float(d["std"]),
+                   ks_sample=np.sort(np.asarray(d["ks_sample"], dtype=np.float64)),
+                   discrete=bool(d["discrete"]))
+
+
+@dataclass(frozen=True)
+class CategoricalProfile:
+    """Reference of one categorical feature; the last proportion is the unseen bucket."""
+
+    name: str
+    categories: tuple[str, ...]
+    proportions: np.ndarray
+    count: int
+    missing_rate: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "categorical", "name": self.name, "categories": list(self.categories),
+                "proportions": self.proportions.tolist(), "count": self.count,
+                "missing_rate": self.missing_rate}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> CategoricalProfile:
+        cats = tuple(str(c) for c in d["categories"])
+        props = np.asarray(d["proportions"], dtype=np.float64)
+        if props.shape != (len(cats) + 1,):
+            raise ValueError(f"feature {d['name']!r}: proportions must have len(categories)+1 entries")
+        return cls(str(d["name"]), cats, props, int(d["count"]), float(d["missing_rate"]))
+
+
+Profile = NumericProfile | CategoricalProfile
+
+
+def _profile_from_dict(d: Mapping[str, Any]) -> Profile:
+    kind = d.get("kind")
+    if kind == "numeric":
+        return NumericProfile.from_dict(d)
+    if kind == "categorical":
+        return CategoricalProfile.from_dict(d)
+    raise ValueError(f"unknown feature kind {kind!r}")
+
+
+@dataclass(frozen=True)
+class ReferenceProfile:
+    """Reference of one model: features, prediction, score and baseline performance."""
+
+    model: str
+    built_at: str
+    rows: int
+    numeric: Mapping[str, NumericProfile]
+    categorical: Mapping[str, CategoricalProfile]
+    prediction: Profile | None = None
+    score: NumericProfile | None = None
+    task: Literal["classification", "regression"] | None = None
+    performance: Mapping[str, float] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": self.format_version, "model": self.model, "built_at": self.built_at,
+            "rows": self.rows, "task": self.task, "performance": dict(self.performance),
+            "numeric": [p.to_dict() for p in self.numeric.values()],
+            "categorical": [p.to_dict() for p in self.categorical.values()],
+            "prediction": self.prediction.to_dict() if self.prediction is not None else None,
+            "score": self.score.to_dict() if self.score is not None else None,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ReferenceProfile:
+        if not isinstance(d, Mapping):
+            raise ValueError("a reference profile must be a JSON object")
+        version = d.get("format_version")
+        if version != FORMAT_VERSION:
+            raise ValueError(f"unsupported reference format_version {version!r} (this Driftline reads "
+                             f"{FORMAT_VERSION}); rebuild it with `monitor reference build`")
+        try:
+            numeric = {p["name"]: NumericProfile.from_dict(p) for p in d["numeric"]}
+            categorical = {p["name"]: CategoricalProfile.from_dict(p) for p in d["categorical"]}
+            pred = _profile_from_dict(d["prediction"]) if d.get("prediction") else None
+            score = NumericProfile.from_dict(d["score"]) if d.get("score") else None
+            task = d.get("task")
+            if task not in (None, "classification", "regression"):
+                raise ValueError(f"unknown task {task!r}")
+            return cls(model=str(d["model"]), built_at=str(d["built_at"]), rows=int(d["rows"]),
+                       numeric=numeric, categorical=categorical, prediction=pred, score=score, task=task,
+                       performance={str(k): float(v) for k, v in (d.get("performance") or {}).items()})
+        except KeyError as exc:
+            raise ValueError(f"reference profile is missing key {exc.args[0]!r}") from None
+
+    def save(self, path: Path | str) -> None:
+        Path(path).write_bytes(orjson.dumps(self.to_dict(), option=orjson.OPT_SERIALIZE_NUMPY))
+
+    @classmethod
+    def load(cls, path: Path | str) -> ReferenceProfile:
+        try:
+            data = orjson.loads(Path(path).read_bytes())
+        except orjson.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not a JSON reference profile ({exc})") from None
+        try:
+            return cls.from_dict(data)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+
+
+# -- reading tables ---------------------------------------------------------------------------------
+def read_table(path: str | Path) -> pd.DataFrame:
+    """CSV, Parquet or JSON lines (flat rows, or prediction events whose ``features`` get flattened)."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        return pd.read_csv(p, sep="\t" if suffix == ".tsv" else ",")
+    if suffix in (".parquet", ".pq"):
+        return pd.read_parquet(p)
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        rows = []
+        with p.open("rb") as fh:
+            for i, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = orjson.loads(line)
+                except orjson.JSONDecodeError as exc:
+                    raise ValueError(f"line {i}: invalid JSON ({exc})") from None
+                if not isinstance(obj, dict):
+                    raise ValueError(f"line {i}: expected a JSON object")
+                if "label" in obj and "features" not in obj and "prediction" not in obj:
+                    continue  # a label event on its own: not a reference row
+                feats = obj.pop("features", None)
+                if isinstance(feats, dict):
+                    obj = {**feats, **{k: v for k, v in obj.items() if k in OUTPUTS}}
+                rows.append(obj)
+        return pd.DataFrame(rows)
+    raise ValueError(f"unsupported file type {p.suffix!r}: use .csv, .parquet or .jsonl")
+
+
+# -- building --------------------------------------------------------------------------------------
+def _is_categorical(s: pd.Series) -> bool:
+    return not (pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s))
+
+
+def _categorical_values(s: pd.Series) -> pd.Series:
+    def conv(v: object) -> str | None:
+        if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
+            return None
+        if isinstance(v, bool | np.bool_):
+            return "true" if v else "false"
+        if isinstance(v, float) and v.is_integer():
+            return str(int(v))
+        return str(v)
+
+    return s.map(conv)
+
+
+def numeric_profile(name: str, values: np.ndarray, total: int, *, fine_bins: int = 100, psi_bins: int = 10,
+                    ks_sample_size: int = 5000) -> NumericProfile:
+    """Profile of one numeric column (``values`` without missing entries)."""
+    v = np.sort(np.asarray(values, dtype=np.float64))
+    v = v[np.isfinite(v)]
+    missing = 1.0 - v.size / total if total else 0.0
+    if v.size == 0:
+        raise ValueError(f"feature {name!r} has no finite values in the reference")
+    distinct = np.unique(v)
+    discrete = distinct.size <= fine_bins
+    if discrete:
+        edges = distinct[1:] if distinct.size > 1 else distinct  # one bin per value; constant: (-inf,c),[c,inf)
+        quantile_edges = np.unique(np.quantile(v, np.arange(1, psi_bins) / psi_bins, method="higher"))
+        coarse = quantile_edges[np.isin(quantile_edges, edges)]
+    else:
+        edges = np.unique(np.quantile(v, np.arange(1, fine_bins) / fine_bins))
+        coarse_targets = np.quantile(v, np.arange(1, psi_bins) / psi_bins)
+        # coarse boundaries: the fine edge nearest each decile
+        coarse = np.unique(edges[np.clip(np.searchsorted(edges, coarse_targets), 0, edges.size - 1)])
+    counts = np.bincount(np.searchsorted(edges, v, side="right"), minlength=edges.size + 1)
+    props = counts / v.size
+    starts = np.concatenate([[0], np.searchsorted(edges, coarse, side="left") + 1]).astype(np.int64)
+    starts = np.unique(starts[starts < props.size])
+    if v.size > ks_sample_size:
+        idx = np.round(np.linspace(0, v.size - 1, ks_sample_size)).astype(np.int64)
+        sample = v[idx]
+    else:
+        sample = v
+    return NumericProfile(name=name, edges=edges.astype(np.float64), proportions=props,
+                          psi_starts=starts, count=int(v.size), missing_rate=float(missing),
+                          min=float(v[0]), max=float(v[-1]), mean=float(v.mean()), std=float(v.std()),
+                          ks_sample=sample, discrete=bool(discrete))
+
+
+def categorical_profile(name: str, values: pd.Series, total: int, *, max_categories: int = 200) -> CategoricalProfile:
+    """Profile of one categorical column; categories beyond ``max_categories`` fold into the unseen bucket."""
+    present = values.dropna()
+    freq = present.value_counts()
+    n = int(present.size)
+    kept = freq.iloc[:max_categories]
+    other = int(freq.iloc[max_categories:].sum())
+    props = np.array([*kept.to_numpy(dtype=np.float64), float(other)]) / max(n, 1)
+    return CategoricalProfile(name=name, categories=tuple(str(c) for c in kept.index), proportions=props,
+                              count=n, missing_rate=1.0 - n / total if total else 0.0)
+
+
+def _task(pred: pd.Series | None, label: pd.Series | None) -> Literal["classification", "regression"] | None:
+    series = [s.dropna() for s in (pred, label) if s is not None]
+    if not series:
+        return None
+    for s in series:
+        if _is_categorical(s):
+            return "classification"
+    both = pd.concat(series)
+    if both.size and np.all(np.mod(both.to_numpy(dtype=np.float64), 1) == 0) and both.nunique() <= 20:
+        return "classification"
+    return "regression"
+
+
+def _performance(pred: pd.Series, label: pd.Series, task: str | None) -> dict[str, float]:
+    ok = pred.notna() & label.notna()
+    if not ok.any():
+        return {}
+    p, y = pred[ok], label[ok]
+    if task == "regression":
+        err = p.to_numpy(dtype=np.float64) - y.to_numpy(dtype=np.float64)
+        return {"mae": float(np.abs(err).mean()), "rmse": float(np.sqrt((err ** 2).mean()))}
+    ps, ys = _categorical_values(p), _categorical_values(y)
+    out = {"accuracy": float((ps == ys).mean())}
+    if set(ps.unique()) | set(ys.unique()) <= {"0", "1", "true", "false"}:
+        pos_p = ps.isin(["1", "true"])
+        pos_y = ys.isin(["1", "true"])
+        tp = float((pos_p & pos_y).sum())
+        precision = tp / pos_p.sum() if pos_p.sum() else 0.0
+        recall = tp / pos_y.sum() if pos_y.sum() else 0.0
+        out.update(precision=precision, recall=recall,
+                   f1=2 * precision * recall / (precision + recall) if precision + recall else 0.0)
+    return out
+
+
+def build_profile(model: str, table: pd.DataFrame, *, fine_bins: int = 100, psi_bins: int = 10,
+                  ks_sample_size: int = 5000, max_categories: int = 200,
+                  built_at: str | None = None) -> ReferenceProfile:
+    """Build a :class:`ReferenceProfile` from a table of reference rows.
+
+    Columns ``score``, ``prediction`` and ``label`` are model outputs; ``request_id``, ``timestamp``,
+    ``model``, ``model_version``, ``latency_ms`` and ``error`` are ignored; every other column is a
+    feature — bool/string columns categorical, numeric columns numeric.
+    """
+    if fine_bins < 2 or psi_bins < 2 or psi_bins > fine_bins:
+        raise ValueError("need 2 <= psi_bins <= fine_bins")
+    if len(table) == 0:
+        raise ValueError("the reference table has no rows")
+    total = len(table)
+    numeric: dict[str, NumericProfile] = {}
+    categorical: dict[str, CategoricalProfile] = {}
+    for col in table.columns:
+        name = str(col)
+        if name in OUTPUTS or name in IGNORED:
+            continue
+        s = table[col]
+        if s.isna().all():
+            continue  # nothing to learn from an all-missing column
+        if _is_categorical(s.dropna()):
+            categorical[name] = categorical_profile(name, _categorical_values(s), total,
+                                                    max_categories=max_categories)
+        else:
+            vals = s.to_numpy(dtype=np.float64, na_value=np.nan)
+            numeric[name] = numeric_profile(name, vals[~np.isnan(vals)], total, fine_bins=fine_bins,
+                                            psi_bins=psi_bins, ks_sample_size=ks_sample_size)
+    pred_col = table["prediction"] if "prediction" in table else None
+    label_col = table["label"] if "label" in table else None
+    prediction: Profile | None = None
+    if pred_col is not None and pred_col.notna().any():
+        pc = pred_col.dropna()
+        if _is_categorical(pc):
+            prediction = categorical_profile("__prediction__", _categorical_values(pred_col), total)
+        else:
+            prediction = numeric_profile("__prediction__", pc.to_numpy(dtype=np.float64), total,
+                                         fine_bins=fine_bins, psi_bins=psi_bins, ks_sample_size=ks_sample_size)
+    score = None
+    if "score" in table and table["score"].notna().any():
+        sc = table["score"].dropna().to_numpy(dtype=np.float64)
+        score = numeric_profile("__score__", sc, total, fine_bins=fine_bins, psi_bins=psi_bins,
+                                ks_sample_size=ks_sample_size)
+    task = _task(pred_col, label_col)
+    perf = _performance(pred_col, label_col, task) if pred_col is not None and label_col is not None else {}
+    return ReferenceProfile(
+        model=model, built_at=built_at or datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        rows=total, numeric=numeric, categorical=categorical, prediction=prediction, score=score, task=task,
+        performance=perf)
