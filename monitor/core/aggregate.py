@@ -9,7 +9,7 @@ and friends read results out of a state.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,20 +79,30 @@ class Batch:
         p_correct = np.fromiter((_p_correct(e) for e in events), dtype=np.float64, count=n)
         numeric = categorical = None
         if binner is not None:
+            feats = [e.features for e in events]
             numeric = np.empty((n, len(binner.numeric_names)), dtype=np.float64)
             for j, name in enumerate(binner.numeric_names):
-                numeric[:, j] = [_to_float(_value(e, name)) for e in events]
-            categorical = [[_to_category(_value(e, name)) for e in events]
+                numeric[:, j] = _float_column(_column(events, feats, name))
+            categorical = [[v if type(v) is str else _to_category(v) for v in _column(events, feats, name)]
                            for name in binner.categorical_names]
         return cls(events, ts, numeric, categorical, latency, error, p_correct)
 
 
-def _value(e: PredictionEvent, name: str) -> FeatureValue | int:
+def _column(events: Sequence[PredictionEvent], feats: list[Mapping[str, FeatureValue]],
+            name: str) -> list[Any]:
     if name == "__prediction__":
-        return e.prediction
+        return [e.prediction for e in events]
     if name == "__score__":
-        return e.score
-    return e.features.get(name)
+        return [e.score for e in events]
+    return [f.get(name) for f in feats]
+
+
+def _float_column(values: list[Any]) -> np.ndarray:
+    """Numbers → float64 with None/strings → NaN. The all-numeric case is one C-level conversion."""
+    try:
+        return np.array(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        return np.array([_to_float(v) for v in values], dtype=np.float64)
 
 
 def _p_correct(e: PredictionEvent) -> float:
