@@ -1,0 +1,49 @@
+"""A MetricSink that writes InfluxDB line protocol to a local file (replay, demo, no InfluxDB configured)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from monitor.types import MetricPoint
+
+
+class LineProtocolFileSink:
+    """Keeps one line per series and timestamp (a rewrite of a window's point replaces the old line, as
+    InfluxDB would) and rewrites the file atomically on :meth:`flush`."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._lines: dict[tuple[str, tuple[tuple[str, str], ...], int], str] = {}
+        self._dirty = False
+        self.points_written = 0
+
+    def add(self, points: Sequence[MetricPoint]) -> None:
+        for p in points:
+            self._lines[p.series_key()] = p.to_line()
+        self._dirty = self._dirty or bool(points)
+
+    @property
+    def buffered(self) -> int:
+        return len(self._lines) if self._dirty else 0
+
+    @property
+    def backpressure(self) -> bool:
+        return False
+
+    def flush(self) -> None:
+        if not self._dirty:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
+        with tmp.open("w", encoding="utf-8") as fh:
+            for line in self._lines.values():
+                fh.write(line)
+                fh.write("\n")
+        os.replace(tmp, self.path)
+        self.points_written = len(self._lines)
+        self._dirty = False
+
+    def close(self) -> None:
+        self.flush()

@@ -1,0 +1,145 @@
+"""Command line: ``monitor`` (also ``python -m monitor``). The composition root."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeElapsedColumn, TransferSpeedColumn
+from rich.table import Table
+
+from monitor.config import ConfigError, MonitorSettings, load_settings
+
+app = typer.Typer(
+    name="monitor",
+    help="Driftline: streaming model monitoring — drift, latency, errors and performance per window.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+reference_app = typer.Typer(help="Reference profiles (the distribution drift is measured against).",
+                            no_args_is_help=True)
+app.add_typer(reference_app, name="reference")
+console = Console(stderr=True)
+out = Console()
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def settings_or_exit(config: Path | None, **overrides: object) -> MonitorSettings:
+    try:
+        return load_settings(config, **overrides)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file (or MONITOR_CONFIG).")]
+
+
+@reference_app.command("build")
+def reference_build(
+    model: Annotated[str, typer.Option(help="Model name the profile is for.")],
+    data: Annotated[Path, typer.Option(help="CSV, Parquet or JSON lines (flat rows or prediction events).")],
+    out_path: Annotated[Path, typer.Option("--out", help="Where to write the profile JSON.")] = Path(
+        "reference.json"),
+    fine_bins: Annotated[int, typer.Option(help="Fine quantile bins per numeric feature (KS, Wasserstein).")] = 100,
+    psi_bins: Annotated[int, typer.Option(help="Coarse quantile bins for PSI.")] = 10,
+    ks_sample: Annotated[int, typer.Option(help="Reference values kept for exact KS.")] = 5000,
+) -> None:
+    """Build a reference profile from a table of reference data."""
+    from monitor.core.reference import build_profile, read_table
+
+    try:
+        table = read_table(data)
+        profile = build_profile(model, table, fine_bins=fine_bins, psi_bins=psi_bins, ks_sample_size=ks_sample)
+    except (OSError, ValueError) as exc:
+        raise fail(f"{data}: {exc}") from None
+    profile.save(out_path)
+    t = Table(title=f"reference profile for {model}: {profile.rows} rows → {out_path}")
+    t.add_column("feature")
+    t.add_column("kind")
+    t.add_column("bins / categories", justify="right")
+    t.add_column("missing", justify="right")
+    for name, num in profile.numeric.items():
+        t.add_row(name, "numeric" + (" (discrete)" if num.discrete else ""), str(len(num.proportions)),
+                  f"{num.missing_rate:.1%}")
+    for name, cat in profile.categorical.items():
+        t.add_row(name, "categorical", str(len(cat.categories)), f"{cat.missing_rate:.1%}")
+    out.print(t)
+    if profile.performance:
+        out.print("baseline performance: " + ", ".join(f"{k}={v:.4f}" for k, v in profile.performance.items()))
+
+
+@app.command()
+def replay(
+    file: Annotated[Path, typer.Argument(help="JSON lines of prediction and label events, in time order.")],
+    reference: Annotated[Path | None, typer.Option(help="Reference profile, or a directory of them.")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("out"),
+    window: Annotated[str | None, typer.Option(help="Window size, e.g. 5m (default from config: 5m).")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Backtest a monitor configuration on logged traffic: the streaming pipeline over a file."""
+    from monitor.pipeline import load_references
+    from monitor.replay import replay_file
+
+    settings = settings_or_exit(config, window=window, reference=reference)
+    if not file.is_file():
+        raise fail(f"{file}: no such file")
+    refs = {}
+    if settings.reference is not None:
+        try:
+            refs = load_references(settings.reference)
+        except (OSError, ValueError) as exc:
+            raise fail(f"reference {settings.reference}: {exc}") from None
+    elif settings.warmup_events == 0:
+        settings = settings.model_copy(update={"warmup_events": 2000})
+        console.print("[yellow]no --reference: each model's first 2000 events become its reference[/]")
+    size = file.stat().st_size
+    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                  TransferSpeedColumn(), TimeElapsedColumn(), console=console,
+                  disable=not console.is_terminal) as progress:
+        task = progress.add_task(f"replaying {file.name}", total=size)
+        summary = replay_file(file, refs, out_dir, settings,
+                              progress=lambda n: progress.update(task, completed=n))
+    t = Table(title=f"replay of {file.name} ({summary.seconds:.1f} s, "
+                    f"{summary.events / max(summary.seconds, 1e-9):,.0f} events/s)")
+    for col in ("model", "windows", "drifted windows"):
+        t.add_column(col, justify="right" if col != "model" else "left")
+    for model, n in sorted(summary.windows.items()):
+        t.add_row(model, str(n), str(summary.drifted_windows.get(model, 0)))
+    out.print(t)
+    out.print(f"events {summary.events:,}  labels {summary.labels:,}  rejected {summary.rejected:,}  "
+              f"points {summary.points:,}")
+    out.print(f"alerts firing {summary.alerts_firing} ({dict(summary.alertnames)}), "
+              f"resolved {summary.alerts_resolved}; retraining requests {summary.retraining}")
+    out.print(f"wrote {out_dir}/metrics.lp, alerts.jsonl, retraining.jsonl, dlq.jsonl")
+
+
+def _register_optional() -> None:
+    """Commands whose modules live beside this one (simulate, run, dashboards, demo)."""
+    import importlib
+
+    for module in ("monitor.cli_simulate", "monitor.cli_run", "monitor.cli_dashboards", "monitor.demo"):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        mod.register(app)
+
+
+_register_optional()
+
+
+def main() -> None:
+    try:
+        app()
+    except ConfigError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        sys.exit(2)
