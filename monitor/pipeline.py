@@ -25,10 +25,10 @@ from river import drift as rdrift
 
 from monitor.config import MonitorSettings, format_duration
 from monitor.core.aggregate import Batch, WindowState
-from monitor.core.binning import FeatureBinner
+from monitor.core.binning import FeatureBinner, StatResult
 from monitor.core.drift.ks import ks_exact
 from monitor.core.policy import Policy, WindowFacts, decide_drift
-from monitor.core.reference import ReferenceProfile, build_profile
+from monitor.core.reference import NumericProfile, ReferenceProfile, build_profile
 from monitor.core.windows import WindowSpec, idle_watermark
 from monitor.types import (
     EVENT_FEATURE,
@@ -304,10 +304,8 @@ class ModelMonitor:
             ncat["__prediction__"] = len(self.reference.prediction.categories) + 1
         return decide_drift(stats, self.settings.policy, ncat, state.events)
 
-    def _exact(self, s: object, state: WindowState) -> object:
-        from monitor.core.binning import StatResult
-
-        assert isinstance(s, StatResult) and self.binner is not None and state.raw is not None
+    def _exact(self, s: StatResult, state: WindowState) -> StatResult:
+        assert self.binner is not None and state.raw is not None
         j = self.binner.numeric_names.index(s.feature)
         prof = self.binner_profile(s.feature)
         values = np.concatenate(state.raw[j]) if state.raw[j] else np.empty(0)
@@ -316,14 +314,14 @@ class ModelMonitor:
         d, p = ks_exact(prof.ks_sample, values)
         return StatResult(s.feature, "ks", float(d), float(p), int(values.size), 0.0)
 
-    def binner_profile(self, feature: str):  # type: ignore[no-untyped-def]
+    def binner_profile(self, feature: str) -> NumericProfile | None:
         ref = self.reference
         if ref is None:
             return None
         if feature == "__score__":
             return ref.score
         if feature == "__prediction__":
-            return ref.prediction
+            return ref.prediction if isinstance(ref.prediction, NumericProfile) else None
         return ref.numeric.get(feature)
 
     def _tags(self, version: str | None) -> tuple[tuple[str, str], ...]:

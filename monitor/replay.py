@@ -17,8 +17,8 @@ from pathlib import Path
 
 import orjson
 
-from monitor.adapters.lpfile import LineProtocolFileSink
 from monitor.adapters.amformat import webhook_payloads
+from monitor.adapters.lpfile import LineProtocolFileSink
 from monitor.config import MonitorSettings
 from monitor.core.reference import ReferenceProfile
 from monitor.events import decode_any

@@ -92,7 +92,7 @@ def test_retraining_follows_persistent_drift(replayed):
 def test_every_window_has_the_contract_measurements(replayed):
     out, _, output = replayed
     by_window = {}
-    for m, tags, f, w in lp(out):
+    for m, tags, _f, w in lp(out):
         by_window.setdefault(w, set()).add(m)
         assert tags["model"] == "fraud" and tags["window"] == "5m" and tags["model_version"] == "v3"
     for w in range(0, 12):

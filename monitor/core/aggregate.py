@@ -155,7 +155,7 @@ class PerformanceState:
         if self.cm.n_samples:
             out["accuracy"] = rmetrics.Accuracy(cm=self.cm).get()
             classes = set(self.cm.classes)
-            if classes <= {0, 1, True, False}:
+            if classes <= {0, 1}:
                 out["precision"] = rmetrics.Precision(cm=self.cm, pos_val=1).get()
                 out["recall"] = rmetrics.Recall(cm=self.cm, pos_val=1).get()
                 out["f1"] = rmetrics.F1(cm=self.cm, pos_val=1).get()

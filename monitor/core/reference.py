@@ -325,8 +325,8 @@ def build_profile(model: str, table: pd.DataFrame, *, fine_bins: int = 100, psi_
             vals = s.to_numpy(dtype=np.float64, na_value=np.nan)
             numeric[name] = numeric_profile(name, vals[~np.isnan(vals)], total, fine_bins=fine_bins,
                                             psi_bins=psi_bins, ks_sample_size=ks_sample_size)
-    pred_col = table["prediction"] if "prediction" in table else None
-    label_col = table["label"] if "label" in table else None
+    pred_col = table.get("prediction")
+    label_col = table.get("label")
     prediction: Profile | None = None
     if pred_col is not None and pred_col.notna().any():
         pc = pred_col.dropna()
