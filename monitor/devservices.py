@@ -298,9 +298,10 @@ def main(argv: list[str] | None = None) -> int:
     if not state_file.exists():
         print("no services recorded", file=sys.stderr)
         return 1 if args.action == "status" else 0
-    state = json.loads(state_file.read_text())
+    state = json.loads(state_file.read_text())  # name -> {pid, port, url, workdir}
     for name, info in state.items():
-        svc = Service(name, int(info["pid"]), int(info["port"]), str(info["url"]), Path(str(info["workdir"])))
+        svc = Service(name, int(str(info["pid"])), int(str(info["port"])), str(info["url"]),
+                      Path(str(info["workdir"])))
         if args.action == "status":
             print(f"{name}: {'up' if svc.alive() else 'down'} {svc.url} (pid {svc.pid})")
         else:
