@@ -127,9 +127,18 @@ class MonitorSettings(BaseSettings):
     dlq_topic: str = "monitor.dlq"
     partitions: int = 4
     replication_factor: int = 1
+    checkpoint_topic: str = "monitor.checkpoints"
     consumer_group: str = "driftline"
     worker_name: str = Field(default_factory=lambda: os.uname().nodename)
+    web_host: str = "127.0.0.1"
     web_port: int = 6066
+    session_timeout: str = "10s"
+    rebalance_timeout: str = "10s"
+    heartbeat_interval: str = "1s"
+    #: events decoded and observed per batch in the worker
+    batch_size: int = 2_000
+    #: points the InfluxDB sink may buffer while InfluxDB is down before consumption pauses
+    sink_max_buffer_points: int = 500_000
     #: Kafka security passed to faust/aiokafka and kafka-python
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: str | None = None
@@ -172,7 +181,7 @@ class MonitorSettings(BaseSettings):
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
 
     @field_validator("window", "allowed_lateness", "idle_timeout", "label_grace", "flush_interval",
-                     "repeat_interval")
+                     "repeat_interval", "session_timeout", "rebalance_timeout", "heartbeat_interval")
     @classmethod
     def _check_duration(cls, v: str) -> str:
         seconds = parse_duration(v)

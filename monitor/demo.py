@@ -103,13 +103,12 @@ def _worker(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]
 
 def run_demo(out: Path, scenario: str, windows: int, window_s: float, rate: float, speed: float,
              seed: int) -> Path:
-    from simulations.produce import produce_events
-
     from monitor.adapters.receiver import WebhookServer
     from monitor.config import format_duration
     from monitor.core.reference import build_profile
     from monitor.devservices import create_topics, free_port, start_kafka
     from monitor.report import render_report
+    from simulations.produce import produce_events
     from simulations.scenarios import get_scenario
 
     out.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,37 @@
+"""The worker's own health: Prometheus metrics on a private registry, and ``driftline_worker`` points."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+
+
+class WorkerMetrics:
+    """Counters and gauges served at ``/metrics`` on the worker's web port."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.up = Gauge("driftline_up", "1 while the worker runs", registry=r)
+        self.events = Counter("driftline_events", "Events consumed", ["topic"], registry=r)
+        self.invalid = Counter("driftline_invalid", "Invalid events sent to the DLQ", registry=r)
+        self.dlq = Counter("driftline_dlq", "Records produced to the dead-letter topic", registry=r)
+        self.windows_closed = Counter("driftline_windows_closed", "Windows closed and flushed", registry=r)
+        self.points = Counter("driftline_points", "Metric points handed to the sink", registry=r)
+        self.alerts = Counter("driftline_alerts", "Alert transitions", ["status"], registry=r)
+        self.retraining = Counter("driftline_retraining", "Retraining events published", registry=r)
+        self.sink_buffered = Gauge("driftline_sink_buffered_points", "Points waiting for the sink", registry=r)
+        self.sink_up = Gauge("driftline_sink_up", "1 when the last sink flush succeeded", registry=r)
+        self.sink_errors = Counter("driftline_sink_write_errors", "Failed sink flushes", registry=r)
+        self.paused = Gauge("driftline_consumption_paused", "1 while consumption is paused (backpressure)",
+                            registry=r)
+        self.pending_acks = Gauge("driftline_pending_events", "Events held until their windows close",
+                                  registry=r)
+        self.open_windows = Gauge("driftline_open_windows", "Open windows", registry=r)
+        self.window_lag = Gauge("driftline_window_lag_seconds",
+                                "Wall time minus the oldest watermark (how far behind event time is)", registry=r)
+        self.consumer_lag = Gauge("driftline_consumer_lag", "Consumer lag in messages (where the broker reports it)",
+                                  ["partition"], registry=r)
+        self.up.set(1)
+        self.sink_up.set(1)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,334 @@
+"""``monitor run``: the faust-streaming worker around the pure pipeline.
+
+Design (docs/streaming.md has the long form):
+
+* One agent reads ``predictions`` and ``labels`` (key = model, so a model lives on one partition) with
+  acks disabled, buffers raw events and decodes/observes them in batches (msgspec + vectorised window
+  updates). State is bin counts in memory — no per-event table updates.
+* A timer (``flush_interval``) advances the watermark (idle models close by wall clock), hands points
+  to the sink and flushes it, sends alerts to the notifiers, publishes retraining CloudEvents and DLQ
+  records and waits for their delivery, and only then acks the events whose every window is closed and
+  flushed. faust commits the highest contiguous acked offset: **at-least-once**.
+* After each flush, the per-model watermark (``closed_until``) is written to ``monitor.checkpoints`` on
+  the same partition number as the model's input partition. A worker that gets a partition reads it
+  first, so replayed events of already-closed windows count as late instead of rewriting good points
+  with partial ones. Replayed open windows produce identical points (idempotent writes).
+* InfluxDB down: flush fails, nothing is acked, points stay buffered; consumption pauses once the
+  buffer passes 80 % of its bound and resumes when a flush succeeds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+import orjson
+from faust.types import TP
+
+from monitor.adapters.health import WorkerMetrics
+from monitor.adapters.influx import BufferFull, SinkUnavailable
+from monitor.config import MonitorSettings, parse_duration
+from monitor.core.reference import ReferenceProfile
+from monitor.events import decode_any
+from monitor.pipeline import Monitor
+from monitor.ports import AlertNotifier, MetricSink
+from monitor.types import LabelEvent, MetricPoint, PredictionEvent, Rejection
+
+log = logging.getLogger("driftline.worker")
+
+
+@dataclass(order=True)
+class _Pending:
+    last_end: float
+    seq: int
+    event: Any = field(compare=False)
+    model: str = field(compare=False)
+
+
+@dataclass
+class WorkerState:
+    """Everything the agent and the timer share (one asyncio loop: no locks needed)."""
+
+    settings: MonitorSettings
+    monitor: Monitor
+    sink: MetricSink
+    notifier: AlertNotifier | None
+    metrics: WorkerMetrics
+    buffer: list[Any] = field(default_factory=list)
+    pending: dict[str, list[_Pending]] = field(default_factory=lambda: defaultdict(list))
+    done_now: list[Any] = field(default_factory=list)
+    dlq_out: list[tuple[Rejection, Any]] = field(default_factory=list)
+    model_partition: dict[str, int] = field(default_factory=dict)
+    checkpointed: dict[str, float] = field(default_factory=dict)
+    seq: int = 0
+    paused: bool = False
+    last_flush_wall: float = field(default_factory=time.time)
+    events_since_flush: int = 0
+    windows_closed: int = 0
+    declared: frozenset[str] | None = None
+    flush_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def process_buffer(self) -> None:
+        """Decode and observe buffered events as one batch."""
+        if not self.buffer:
+            return
+        batch, self.buffer = self.buffer, []
+        s = self.settings
+        decoded: list[PredictionEvent | LabelEvent] = []
+        rejected: list[Rejection] = []
+        now = time.time()
+        for event in batch:
+            msg = event.message
+            raw = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
+            out = decode_any(raw, topic=msg.topic, partition=msg.partition, offset=msg.offset,
+                             max_bytes=s.max_event_bytes, models=self.declared)
+            self.metrics.events.labels(msg.topic).inc()
+            if isinstance(out, Rejection):
+                rejected.append(out)
+                self.dlq_out.append((out, event))
+                continue
+            decoded.append(out)
+            self.model_partition[out.model] = msg.partition
+            self.seq += 1
+            heapq.heappush(self.pending[out.model],
+                           _Pending(self.monitor.last_window_end(out.timestamp), self.seq, event, out.model))
+        if rejected:
+            self.monitor.reject(rejected)
+            self.metrics.invalid.inc(len(rejected))
+        if decoded:
+            self.monitor.observe(decoded, now=now)
+        self.events_since_flush += len(batch)
+
+    def ackable(self) -> list[Any]:
+        """Events whose every window is closed (call only after a successful flush)."""
+        out = self.done_now
+        self.done_now = []
+        for model, heap in self.pending.items():
+            closed = self.monitor.closed_until(model)
+            if closed is None:
+                continue
+            while heap and heap[0].last_end <= closed:
+                out.append(heapq.heappop(heap).event)
+        return out
+
+    def pending_count(self) -> int:
+        return sum(len(h) for h in self.pending.values())
+
+
+def _security(settings: MonitorSettings) -> Any:
+    if settings.security_protocol == "PLAINTEXT":
+        return None
+    import ssl
+
+    ctx = None
+    if settings.security_protocol in ("SSL", "SASL_SSL"):
+        ctx = ssl.create_default_context(cafile=settings.ssl_cafile)
+        if settings.ssl_certfile:
+            ctx.load_cert_chain(settings.ssl_certfile, settings.ssl_keyfile)
+    if settings.security_protocol.startswith("SASL"):
+        return faust.SASLCredentials(username=settings.sasl_username or "", password=settings.sasl_password or "",
+                                     mechanism=settings.sasl_mechanism or "PLAIN", ssl_context=ctx)
+    return faust.SSLCredentials(ctx)
+
+
+def build_app(settings: MonitorSettings, references: dict[str, ReferenceProfile], sink: MetricSink,
+              notifier: AlertNotifier | None = None, metrics: WorkerMetrics | None = None) -> faust.App:
+    """The faust app: topics, the ingest agent, the flush timer, partition callbacks and /metrics."""
+    metrics = metrics or WorkerMetrics()
+    app = faust.App(
+        settings.consumer_group,
+        broker=";".join(f"kafka://{b}" for b in settings.bootstrap_servers.split(",")),
+        broker_credentials=_security(settings),
+        value_serializer="raw", key_serializer="raw",
+        topic_partitions=settings.partitions, topic_replication_factor=settings.replication_factor,
+        processing_guarantee="at_least_once",
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=parse_duration(settings.session_timeout),
+        broker_rebalance_timeout=parse_duration(settings.rebalance_timeout),
+        broker_heartbeat_interval=parse_duration(settings.heartbeat_interval),
+        broker_commit_interval=max(0.5, settings.flush_interval_s),
+        web_enabled=True, web_host=settings.web_host, web_port=settings.web_port, web_bind=settings.web_host,
+        store="memory://", table_cleanup_interval=3600.0,
+        stream_buffer_maxsize=max(4096, settings.batch_size * 2),
+        producer_acks=-1,
+        stream_wait_empty=False,  # unacked events of open windows are replayed by the next owner
+    )
+    state = WorkerState(settings, Monitor(settings, references), sink, notifier, metrics,
+                        declared=frozenset(settings.models) if settings.models else None)
+    app.driftline_state = state  # type: ignore[attr-defined]
+    inputs = app.topic(settings.predictions_topic, settings.labels_topic, value_type=bytes, key_type=bytes,
+                       partitions=settings.partitions)
+    retraining = app.topic(settings.retraining_topic, value_type=bytes, key_type=bytes)
+    dlq = app.topic(settings.dlq_topic, value_type=bytes, key_type=bytes)
+    checkpoints = app.topic(settings.checkpoint_topic, value_type=bytes, key_type=bytes,
+                            partitions=settings.partitions)
+
+    @app.agent(inputs)
+    async def ingest(stream: Any) -> None:
+        async for event in stream.noack().events():
+            state.buffer.append(event)
+            if len(state.buffer) >= settings.batch_size:
+                state.process_buffer()
+            while state.paused:
+                await asyncio.sleep(0.2)  # backpressure: stop pulling until the sink recovers
+
+    async def flush() -> None:
+        async with state.flush_lock:
+            await _flush()
+
+    async def _flush() -> None:
+        state.process_buffer()
+        em = state.monitor.advance(now=time.time())
+        try:
+            if em.points:
+                state.sink.add(em.points)
+                metrics.points.inc(len(em.points))
+            state.sink.add(_worker_points(state, em.points))
+            state.sink.flush()
+        except (SinkUnavailable, BufferFull) as exc:
+            metrics.sink_errors.inc()
+            metrics.sink_up.set(0)
+            state.paused = state.sink.backpressure if hasattr(state.sink, "backpressure") else True
+            metrics.paused.set(1 if state.paused else 0)
+            log.warning("event=sink_unavailable paused=%s error=%r", state.paused, str(exc)[:300])
+            return
+        metrics.sink_up.set(1)
+        if state.paused:
+            log.info("event=consumption_resumed")
+        state.paused = False
+        metrics.paused.set(0)
+        metrics.windows_closed.inc(len(em.closed))
+        state.windows_closed += len(em.closed)
+        if em.alerts and state.notifier is not None:
+            state.notifier.notify(em.alerts)
+            for a in em.alerts:
+                metrics.alerts.labels(a.status).inc()
+        for req in em.retrain:
+            fut = await retraining.send(key=req.model.encode(), value=orjson.dumps(req.to_cloudevent(settings.source)))
+            await fut
+            metrics.retraining.inc()
+            log.info("event=retraining_requested model=%s reason=%s id=%s", req.model, req.reason, req.event_id)
+        if state.dlq_out:
+            items, state.dlq_out = state.dlq_out, []
+            now = time.time()
+            futs = [await dlq.send(key=r.model.encode() if r.model else None, value=orjson.dumps(r.to_dlq(now)))
+                    for r, _ in items]
+            for f in futs:
+                await f
+            metrics.dlq.inc(len(items))
+            state.done_now.extend(ev for _, ev in items)
+        await _checkpoint(state, checkpoints)
+        for event in state.ackable():
+            event.ack()
+        metrics.sink_buffered.set(getattr(state.sink, "buffered", 0))
+        metrics.pending_acks.set(state.pending_count())
+        metrics.open_windows.set(state.monitor.open_windows())
+        state.last_flush_wall = time.time()
+        state.events_since_flush = 0
+
+    @app.timer(interval=settings.flush_interval_s)  # type: ignore[untyped-decorator]
+    async def flush_timer() -> None:
+        await flush()
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def on_assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
+        mine = {tp.partition for tp in assigned if tp.topic == settings.predictions_topic}
+        if not mine:
+            return
+        loop = asyncio.get_running_loop()
+        restored = await loop.run_in_executor(None, read_checkpoints, settings, mine)
+        for model, closed_until in restored.items():
+            state.monitor.restore(model, closed_until)
+            state.checkpointed[model] = closed_until
+        if restored:
+            log.info("event=checkpoints_restored partitions=%s models=%d", sorted(mine), len(restored))
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+        gone = {tp.partition for tp in revoked if tp.topic == settings.predictions_topic}
+        if not gone:
+            return
+        await flush()
+        for model, part in list(state.model_partition.items()):
+            if part in gone:
+                state.monitor.forget(model)
+                state.pending.pop(model, None)  # not acked: the new owner replays them
+                state.model_partition.pop(model, None)
+                state.checkpointed.pop(model, None)
+
+    @app.page("/metrics")
+    async def prometheus(web: Any, request: Any) -> Any:
+        return web.bytes(metrics.render(), content_type="text/plain; version=0.0.4")
+
+    @app.page("/healthz")
+    async def healthz(web: Any, request: Any) -> Any:
+        return web.json({"ok": True, "sink_up": not state.paused, "open_windows": state.monitor.open_windows()})
+
+    return app
+
+
+async def _checkpoint(state: WorkerState, topic: Any) -> None:
+    """Write changed per-model watermarks to the checkpoint topic, on the model's input partition."""
+    futs = []
+    for model, part in state.model_partition.items():
+        closed = state.monitor.closed_until(model)
+        if closed is None or state.checkpointed.get(model) == closed:
+            continue
+        futs.append(await topic.send(key=model.encode(), value=orjson.dumps({"closed_until": closed}),
+                                     partition=part))
+        state.checkpointed[model] = closed
+    for f in futs:
+        await f
+
+
+def read_checkpoints(settings: MonitorSettings, partitions: set[int], idle_s: float = 1.0) -> dict[str, float]:
+    """The newest ``closed_until`` per model in the given checkpoint partitions (kafka-python, blocking)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False,
+                             group_id=None, **settings.kafka_python_security())
+    try:
+        available = consumer.partitions_for_topic(settings.checkpoint_topic) or set()
+        tps = [TopicPartition(settings.checkpoint_topic, p) for p in partitions if p in available]
+        if not tps:
+            return {}
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        out: dict[str, float] = {}
+        quiet_since = time.monotonic()
+        deadline = time.monotonic() + 30
+        while time.monotonic() - quiet_since < idle_s and time.monotonic() < deadline:
+            batch = consumer.poll(timeout_ms=200)
+            if batch:
+                quiet_since = time.monotonic()
+            for records in batch.values():
+                for r in records:
+                    try:
+                        model = r.key.decode()
+                        value = float(orjson.loads(r.value)["closed_until"])
+                    except (ValueError, KeyError, TypeError, AttributeError):
+                        continue
+                    out[model] = max(value, out.get(model, value))
+        return out
+    finally:
+        consumer.close()
+
+
+def _worker_points(state: WorkerState, points: Any) -> list[MetricPoint]:
+    now = time.time()
+    elapsed = max(now - state.last_flush_wall, 1e-6)
+    watermarks = [m.watermark(now) for m in state.monitor.models.values()]
+    wms = [w for w in watermarks if w is not None]
+    lag = max(0.0, now - min(wms)) if wms else 0.0
+    state.metrics.window_lag.set(lag)
+    fields = (("events", state.events_since_flush), ("events_per_s", state.events_since_flush / elapsed),
+              ("window_lag_s", float(lag)), ("sink_queue", int(getattr(state.sink, "buffered", 0))),
+              ("dlq", len(state.dlq_out)), ("windows_closed", state.windows_closed))
+    return [MetricPoint("driftline_worker", (("worker", state.settings.worker_name),), fields,
+                        int(now * 1e9))]

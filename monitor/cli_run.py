@@ -1,0 +1,79 @@
+"""``monitor run``: the streaming worker. Composition root for the faust app and its adapters."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from monitor.config import ConfigError, MonitorSettings, load_settings
+
+
+def make_sink(settings: MonitorSettings):  # type: ignore[no-untyped-def]
+    """InfluxDB when ``influx_url`` is set, else a local line-protocol file."""
+    if settings.influx_url:
+        from monitor.adapters.influx import InfluxSink
+
+        return InfluxSink(settings.influx_url, settings.influx_token, settings.influx_org, settings.influx_bucket,
+                          max_buffer_points=settings.sink_max_buffer_points)
+    from monitor.adapters.lpfile import LineProtocolFileSink
+
+    return LineProtocolFileSink(settings.lp_file or Path("driftline-metrics.lp"))
+
+
+def run_worker(settings: MonitorSettings) -> None:
+    """Create topics, build the app and run the faust worker until SIGTERM/SIGINT."""
+    from faust import Worker
+
+    from monitor.adapters.notify import build_dispatcher
+    from monitor.adapters.worker import build_app
+    from monitor.devservices import create_topics
+    from monitor.pipeline import load_references
+
+    logging.basicConfig(level=logging.INFO, format='{"ts":"%(asctime)s","level":"%(levelname)s",'
+                        '"logger":"%(name)s","msg":"%(message)s"}')
+    for noisy in ("kafka", "aiokafka", "faust", "mode"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    log = logging.getLogger("driftline.run")
+    references = load_references(settings.reference) if settings.reference else {}
+    if not references and settings.warmup_events == 0:
+        settings = settings.model_copy(update={"warmup_events": 2000})
+        log.warning("event=no_reference warmup_events=2000 (each model's first events become its reference)")
+    create_topics(settings.bootstrap_servers, {
+        settings.predictions_topic: settings.partitions, settings.labels_topic: settings.partitions,
+        settings.checkpoint_topic: settings.partitions, settings.retraining_topic: settings.partitions,
+        settings.dlq_topic: settings.partitions}, settings.kafka_python_security())
+    notifier = build_dispatcher(
+        webhook_url=settings.webhook_url, webhook_secret=settings.webhook_secret,
+        alertmanager_url=settings.alertmanager_url, slack_webhook_url=settings.slack_webhook_url,
+        pagerduty_routing_key=settings.pagerduty_routing_key, repeat_interval_s=settings.repeat_interval_s,
+        external_url=settings.external_url)
+    app = build_app(settings, references, make_sink(settings), notifier)
+    log.info("event=starting settings=%s", settings.redacted())
+    worker = Worker(app, loglevel="WARNING", redirect_stdouts=False)
+    try:
+        worker.execute_from_commandline()
+    finally:
+        if notifier is not None:
+            notifier.close()
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def run(
+        config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config (or MONITOR_CONFIG).")] = None,
+        reference: Annotated[Path | None, typer.Option(help="Reference profile or directory (MONITOR_REFERENCE).")] = None,
+        worker_name: Annotated[str | None, typer.Option(help="Name in logs and metrics.")] = None,
+        web_port: Annotated[int | None, typer.Option(help="Port for /metrics and /healthz.")] = None,
+    ) -> None:
+        """The streaming worker: consume predictions and labels from Kafka; scale by starting more."""
+        try:
+            settings = load_settings(config, reference=reference, worker_name=worker_name, web_port=web_port)
+        except ConfigError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        sys.argv = [sys.argv[0]]  # faust's Worker parses argv itself
+        run_worker(settings)
