@@ -257,15 +257,16 @@ class Policy:
 
     def _transitions(self, f: WindowFacts, st: PolicyState, conds: list[_Condition]) -> list[Alert]:
         out: list[Alert] = []
-        seen: set[tuple[str, str, str]] = set()
         for cond in conds:
             key = (cond.alertname, cond.feature, cond.metric)
-            seen.add(key)
             open_ = st.alerts.get(key)
             if not cond.evaluated:
                 continue
             if cond.severity is not None:
-                labels = self._labels(f, cond, cond.severity)
+                severity = cond.severity
+                if open_ is not None and open_.labels.get("severity") == "critical":
+                    severity = "critical"  # escalate at once, never de-escalate while firing (no flapping)
+                labels = self._labels(f, cond, severity)
                 if open_ is not None and open_.labels != labels:
                     # severity changed: resolve the old alert, fire the new one
                     out.append(self._alert(f, open_.labels, cond, "resolved", open_.started_at))
