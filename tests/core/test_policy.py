@@ -123,6 +123,7 @@ def test_no_deescalation_while_firing():
     pol = Policy(CFG)
     crit = decide_drift(drift_stats(0.4, 0.3, 1e-12), CFG, {}, 1000)
     warn = decide_drift(drift_stats(0.15, 0.15, 1e-12), CFG, {}, 1000)
-    (a0,), _ = pol.evaluate(facts(0, crit))
+    (first,), _ = pol.evaluate(facts(0, crit))
+    assert first.severity == "critical"
     assert pol.evaluate(facts(1, warn))[0] == []  # still firing as critical: no resolve/re-fire flapping
     assert pol.evaluate(facts(2, crit))[0] == []
