@@ -124,7 +124,7 @@ def _register_optional() -> None:
     """Commands whose modules live beside this one (simulate, run, dashboards, demo)."""
     import importlib
 
-    for module in ("monitor.cli_simulate", "monitor.cli_run", "monitor.cli_dashboards", "monitor.demo"):
+    for module in ("monitor.cli_simulate", "monitor.cli_run", "monitor.cli_dashboards", "monitor.demo", "monitor.report"):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:
