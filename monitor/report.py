@@ -52,19 +52,22 @@ def _events(out_dir: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     return alerts, retrain
 
 
-def _series(points: Sequence[MetricPoint], measurement: str, field: str, **tags: str) -> dict[str, list[tuple[datetime, float]]]:
+Series = dict[str, list[tuple[datetime, float]]]
+
+
+def _series(points: Sequence[MetricPoint], measurement: str, field: str, **tags: str) -> Series:
     """``{label: [(time, value)…]}`` grouped by the tags not fixed in ``tags``."""
     out: dict[str, list[tuple[datetime, float]]] = defaultdict(list)
     for p in points:
         if p.measurement != measurement or any(p.tag(k) != v for k, v in tags.items()):
             continue
-        v = p.field(field)
-        if isinstance(v, bool) or v is None or isinstance(v, str):
+        value = p.field(field)
+        if isinstance(value, bool) or value is None or isinstance(value, str):
             continue
         label = ",".join(f"{k}={v2}" for k, v2 in p.tags if k not in tags and k not in ("window", "model_version"))
-        out[label].append((_dt(p.time_ns), float(v)))
-    for v in out.values():
-        v.sort()
+        out[label].append((_dt(p.time_ns), float(value)))
+    for pts in out.values():
+        pts.sort()
     return out
 
 
