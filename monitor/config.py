@@ -81,6 +81,9 @@ class PolicyConfig(BaseModel):
     methods: dict[str, MethodThresholds] = Field(default_factory=_default_methods)
     #: statistics computed per feature (numeric: psi, ks, wasserstein; categorical: psi, chi2, js)
     enabled_methods: list[str] = Field(default_factory=lambda: ["psi", "ks", "wasserstein", "chi2", "js"])
+    #: statistics whose verdict makes a feature "drifted" (pages, retraining, drift_summary); the others
+    #: (js, wasserstein) are reported with their own ``drifted`` flag but never page on their own
+    decision_methods: list[str] = Field(default_factory=lambda: ["psi", "ks", "chi2"])
     #: the distance whose warning/critical thresholds set a drifted feature's severity
     severity_method: str = "psi"
     #: windows with fewer events than this report drift but never flag it

@@ -23,11 +23,11 @@ import numpy as np
 import pandas as pd
 from river import drift as rdrift
 
-from monitor.config import MonitorSettings, format_duration
+from monitor.config import MonitorSettings, PolicyConfig, format_duration
 from monitor.core.aggregate import Batch, WindowState
 from monitor.core.binning import FeatureBinner, StatResult
 from monitor.core.drift.ks import ks_exact
-from monitor.core.policy import Policy, WindowFacts, decide_drift
+from monitor.core.policy import Policy, WindowFacts, decide_drift, drifted_features
 from monitor.core.reference import NumericProfile, ReferenceProfile, build_profile
 from monitor.core.windows import WindowSpec, idle_watermark
 from monitor.types import (
@@ -281,7 +281,8 @@ class ModelMonitor:
         drift = self._drift(state)
         tags = self._tags(version)
         t_ns = int(round(rng.end * 1e9))
-        out.points.extend(window_points(state, drift, tags, t_ns, self.spec.size, self.binner))
+        out.points.extend(window_points(state, drift, tags, t_ns, self.spec.size, self.binner,
+                                        self.settings.policy))
         facts = self._facts(version, rng, state, drift)
         alerts, retrain = self.policy.evaluate(facts)
         out.alerts.extend(alerts)
@@ -418,7 +419,7 @@ def event_quality_point(s: WindowState, tags: tuple[tuple[str, str], ...], t_ns:
 
 
 def window_points(s: WindowState, drift: Sequence[DriftResult], tags: tuple[tuple[str, str], ...],
-                  t_ns: int, size: float, binner: FeatureBinner | None) -> list[MetricPoint]:
+                  t_ns: int, size: float, binner: FeatureBinner | None, policy: PolicyConfig) -> list[MetricPoint]:
     """Every CONTRACT §3 point of one closed window."""
     pts: list[MetricPoint] = []
     for d in drift:
@@ -429,7 +430,7 @@ def window_points(s: WindowState, drift: Sequence[DriftResult], tags: tuple[tupl
         pts.append(MetricPoint("drift", (*tags, ("feature", d.feature), ("method", d.method)), fields, t_ns))
     if drift:
         features = {d.feature for d in drift}
-        drifted = {d.feature for d in drift if d.drifted}
+        drifted = drifted_features(drift, policy)
         pts.append(MetricPoint("drift_summary", tags,
                                (("drifted_features", len(drifted)), ("features", len(features))), t_ns))
     if s.latency.count:

@@ -70,6 +70,11 @@ def decide_drift(
     return out
 
 
+def drifted_features(drift: Sequence[DriftResult], policy: PolicyConfig) -> set[str]:
+    """Features flagged by a decision method (``policy.decision_methods``)."""
+    return {d.feature for d in drift if d.drifted and d.method in policy.decision_methods}
+
+
 @dataclass
 class _AlertState:
     labels: dict[str, str]
@@ -153,7 +158,7 @@ class Policy:
             by_feature.setdefault(d.feature, []).append(d)
         sev_cfg = c.methods.get(c.severity_method)
         for feature, results in by_feature.items():
-            drifted = [d for d in results if d.drifted]
+            drifted = [d for d in results if d.drifted and d.method in c.decision_methods]
             sev_result = next((d for d in results if d.method == c.severity_method), results[0])
             name = "PredictionDrift" if feature in PSEUDO_FEATURES else "FeatureDrift"
             severity = None
@@ -287,8 +292,8 @@ class Policy:
     def _retrain(self, f: WindowFacts, st: PolicyState, conds: list[_Condition]) -> list[RetrainRequest]:
         c = self.config
         drifted = [d for d in f.drift if d.drifted and d.method == c.severity_method]
-        drifted_features = {d.feature for d in f.drift if d.drifted}
-        st.drift_streak = st.drift_streak + 1 if len(drifted_features) >= c.retrain_min_features else 0
+        flagged = drifted_features(f.drift, c)
+        st.drift_streak = st.drift_streak + 1 if len(flagged) >= c.retrain_min_features else 0
         perf_bad = any(x.alertname in ("AccuracyDrop", "EstimatedAccuracyDrop") and x.severity == "critical"
                        for x in conds)
         st.perf_streak = st.perf_streak + 1 if perf_bad else 0
@@ -299,7 +304,7 @@ class Policy:
         evidence: list[Evidence] = []
         if st.drift_streak >= n:
             reason = "drift"
-            chosen = drifted or [d for d in f.drift if d.drifted]
+            chosen = drifted or [d for d in f.drift if d.drifted and d.feature in flagged]
             evidence = [Evidence(d.feature, d.method, d.score, d.threshold) for d in chosen]
         elif st.perf_streak >= n:
             reason = "performance"
