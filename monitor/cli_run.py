@@ -33,8 +33,14 @@ def run_worker(settings: MonitorSettings) -> None:
     from monitor.devservices import create_topics
     from monitor.pipeline import load_references
 
-    logging.basicConfig(level=logging.INFO, format='{"ts":"%(asctime)s","level":"%(levelname)s",'
-                        '"logger":"%(name)s","msg":"%(message)s"}')
+    # structured logs on our own handler: faust's Worker resets the root logger's level
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter('{"ts":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s",'
+                                           '"msg":"%(message)s"}'))
+    ours = logging.getLogger("driftline")
+    ours.handlers[:] = [handler]
+    ours.setLevel(logging.INFO)
+    ours.propagate = False
     for noisy in ("kafka", "aiokafka", "faust", "mode"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     log = logging.getLogger("driftline.run")
