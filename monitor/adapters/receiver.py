@@ -95,3 +95,29 @@ class WebhookServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m monitor.adapters.receiver``: print every page received (secret from MONITOR_WEBHOOK_SECRET)."""
+    import argparse
+    import os
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=8080)
+    args = ap.parse_args(argv)
+
+    def show(payload: dict[str, Any]) -> None:
+        for a in payload.get("alerts", []):
+            labels = a.get("labels", {})
+            print(f"PAGE {a.get('status')} {labels.get('alertname')} model={labels.get('model')} "
+                  f"feature={labels.get('feature', '')} severity={labels.get('severity')}", flush=True)
+
+    server = WebhookServer(secret=os.environ.get("MONITOR_WEBHOOK_SECRET") or None, host=args.host, port=args.port,
+                           on_alert=show)
+    print(f"listening on {server.url}", flush=True)
+    server._server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
