@@ -111,11 +111,12 @@ class FeatureBinner:
         with np.errstate(invalid="ignore"):
             oor = ((values < self._num_min) | (values > self._num_max)).sum(axis=0).astype(np.int64)
         width = self.n_numeric_bins
-        flat_idx = np.empty(values.shape, dtype=np.int64)
+        cols = np.ascontiguousarray(values.T)  # searchsorted on contiguous columns is ~5× faster
+        present = ~np.ascontiguousarray(nan.T)
         for j, edges in enumerate(self._num_edges):
-            flat_idx[:, j] = np.searchsorted(edges, values[:, j], side="right") + j * width
-        flat = flat_idx[~nan]
-        counts += np.bincount(flat, minlength=f * width).reshape(f, width)
+            col = cols[j]
+            idx = np.searchsorted(edges, col if missing[j] == 0 else col[present[j]], side="right")
+            counts[j] += np.bincount(idx, minlength=width)[:width]
         return counts, missing, oor
 
     def categorical_counts(self, columns: Sequence[Sequence[str | None]]) -> tuple[np.ndarray, np.ndarray,

