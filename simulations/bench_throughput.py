@@ -1,0 +1,220 @@
+"""Throughput benchmark on the real broker: a `monitor run` worker (all metrics on, writing to an
+InfluxDB-protocol store) against a bare aiokafka consumer that only decodes the JSON, in the same run.
+
+    python -m simulations.bench_throughput [--events 200000] [--window-events 10000,100000] [--json out.json]
+
+Prints events/s of both and the ratio, the worker's RSS after a backlog at several events-per-window
+sizes, and 2 workers on 4 partitions against 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from monitor.core.reference import build_profile
+from monitor.devservices import create_topics, free_port, start_kafka, start_victoriametrics
+
+NUMERIC = [f"n{i}" for i in range(14)]
+CATEGORICAL = [f"c{i}" for i in range(6)]
+MODELS = ["model-a", "model-b", "model-c", "model-d"]
+T0 = 1_767_225_600.0
+
+
+def make_events(n: int, models: list[str], per_second: float, seed: int = 0) -> list[bytes]:
+    """``n`` prediction events with 20 features (14 numeric, 6 categorical), score, latency, 1% errors."""
+    rng = np.random.default_rng(seed)
+    num = rng.normal(0, 1, (n, len(NUMERIC))).round(5)
+    cat = rng.choice(list("abcdefgh"), (n, len(CATEGORICAL)))
+    score = rng.uniform(0, 1, n).round(5).tolist()
+    lat = rng.lognormal(3, 0.3, n).round(3).tolist()
+    err = rng.uniform(size=n) < 0.01
+    out = []
+    for i in range(n):
+        feats: dict[str, Any] = dict(zip(NUMERIC, num[i].tolist(), strict=True))
+        feats.update(zip(CATEGORICAL, cat[i].tolist(), strict=True))
+        ev = {"model": models[i % len(models)], "model_version": "v1", "request_id": f"r{i}",
+              "timestamp": T0 + i / per_second, "features": feats,
+              "prediction": None if err[i] else int(score[i] >= 0.5), "score": None if err[i] else score[i],
+              "latency_ms": lat[i], "error": "boom" if err[i] else None}
+        out.append(orjson.dumps(ev, option=orjson.OPT_SERIALIZE_NUMPY))
+    return out
+
+
+def produce(bootstrap: str, topic: str, events: list[bytes], models: list[str]) -> None:
+    from kafka import KafkaProducer
+
+    p = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=512 * 1024, acks=1)
+    for i, raw in enumerate(events):
+        p.send(topic, key=models[i % len(models)].encode(), value=raw)
+    p.flush()
+    p.close()
+
+
+async def bare_consumer(bootstrap: str, topic: str, n: int) -> float:
+    """events/s of an aiokafka consumer that only decodes the JSON."""
+    from aiokafka import AIOKafkaConsumer
+
+    c = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"bare-{time.time()}",
+                         auto_offset_reset="earliest", enable_auto_commit=False, max_poll_records=5000)
+    await c.start()
+    got = 0
+    started: float | None = None
+    try:
+        while got < n:
+            batch = await c.getmany(timeout_ms=1000, max_records=5000)
+            for records in batch.values():
+                if started is None:
+                    started = time.perf_counter()
+                for r in records:
+                    orjson.loads(r.value)
+                got += len(records)
+    finally:
+        await c.stop()
+    assert started is not None
+    return n / (time.perf_counter() - started)
+
+
+def _metric(port: int, name: str) -> float:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+            text = r.read().decode()
+    except OSError:
+        return -1.0
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name) and not line.startswith("#"))
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run_workers(k: int, bootstrap: str, topic: str, n: int, env: dict[str, str], workdir: Path,
+                timeout: float = 600) -> tuple[float, list[float]]:
+    """Start k workers, wait until they consumed n events; events/s from first to last event, RSS (MB)."""
+    procs = []
+    ports = []
+    group = f"bench-{time.time()}"
+    for i in range(k):
+        port = free_port()
+        e = dict(os.environ, **env, MONITOR_WEB_PORT=str(port), MONITOR_CONSUMER_GROUP=group,
+                 MONITOR_WORKER_NAME=f"bench-{i}", MONITOR_PREDICTIONS_TOPIC=topic)
+        log = (workdir / f"worker-{k}-{i}.log").open("wb")
+        procs.append(subprocess.Popen([sys.executable, "-m", "monitor", "run"], env=e, stdout=log,
+                                      stderr=subprocess.STDOUT))
+        ports.append(port)
+    try:
+        first: float | None = None
+        first_count = 0.0
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            total = sum(max(0.0, _metric(p, "driftline_events_total")) for p in ports)
+            if first is None and total > 0:
+                first, first_count = time.perf_counter(), total
+            if total >= n:
+                break
+            time.sleep(0.05)
+        else:
+            raise TimeoutError(f"workers consumed {total:.0f}/{n} events")
+        assert first is not None
+        rate = (n - first_count) / max(time.perf_counter() - first, 1e-9)
+        time.sleep(2.0)  # let the last windows close (idle timeout) before reading memory
+        rss = [_rss_mb(p.pid) for p in procs]
+        return rate, rss
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--events", type=int, default=200_000)
+    ap.add_argument("--window-events", default="10000,100000",
+                    help="events per window for the memory measurement (comma separated)")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args(argv)
+    console = Console()
+    work = Path(tempfile.mkdtemp(prefix="driftline-bench-"))
+    broker = start_kafka(work / "kafka")
+    vm = start_victoriametrics(work / "vm")
+    results: dict[str, Any] = {"events": args.events}
+    try:
+        n = args.events
+        refdir = work / "refs"
+        refdir.mkdir()
+        ref_rows = [orjson.loads(r) for r in make_events(5000, ["x"], 100.0, seed=9)]
+        import pandas as pd
+
+        frame = pd.DataFrame([{**r["features"], "score": r["score"], "prediction": r["prediction"]} for r in ref_rows])
+        for m in MODELS:
+            build_profile(m, frame).save(refdir / f"{m}.json")
+        env = {"MONITOR_BROKER": f"kafka://{broker.url}", "MONITOR_REFERENCE": str(refdir),
+               "MONITOR_INFLUX_URL": vm.url, "MONITOR_INFLUX_TOKEN": "bench", "MONITOR_WINDOW": "10s",
+               "MONITOR_ALLOWED_LATENESS": "1s", "MONITOR_IDLE_TIMEOUT": "1s", "MONITOR_SESSION_TIMEOUT": "6s",
+               "MONITOR_REBALANCE_TIMEOUT": "6s", "MONITOR_HEARTBEAT_INTERVAL": "1s", "MONITOR_PARTITIONS": "4"}
+        with console.status(f"producing {n:,} events (20 features) to 4 partitions"):
+            events = make_events(n, MODELS, per_second=1000.0)
+            create_topics(broker.url, {"bench": 4, "labels": 4})
+            produce(broker.url, "bench", events, MODELS)
+        with console.status("bare aiokafka consumer (decode only)"):
+            bare = asyncio.run(bare_consumer(broker.url, "bench", n))
+        with console.status("1 monitor run worker"):
+            one, rss_one = run_workers(1, broker.url, "bench", n, env, work)
+        with console.status("2 monitor run workers"):
+            two, rss_two = run_workers(2, broker.url, "bench", n, env, work)
+        results.update(bare_events_per_s=bare, worker_events_per_s=one, ratio=one / bare,
+                       two_workers_events_per_s=two, two_vs_one=two / one, rss_mb_one_worker=rss_one[0])
+        memory = {}
+        for per_window in [int(x) for x in args.window_events.split(",") if x]:
+            total = max(per_window * 2, 20_000)
+            topic = f"mem-{per_window}"
+            create_topics(broker.url, {topic: 4})
+            with console.status(f"memory: {per_window:,} events per window ({total:,} events, one model)"):
+                evs = make_events(total, MODELS[:1], per_second=per_window / 10.0, seed=3)
+                produce(broker.url, topic, evs, MODELS[:1])
+                _, rss = run_workers(1, broker.url, topic, total, env, work)
+            memory[per_window] = rss[0]
+        results["rss_mb_by_events_per_window"] = memory
+    finally:
+        vm.stop()
+        broker.stop()
+    t = Table(title=f"worker throughput on the tansu broker, {n:,} events × 20 features (VictoriaMetrics sink)")
+    t.add_column("what")
+    t.add_column("events/s", justify="right")
+    t.add_column("ratio", justify="right")
+    t.add_row("bare aiokafka consumer (orjson decode only)", f"{bare:,.0f}", "1.00")
+    t.add_row("1 × monitor run (all metrics, InfluxDB writes)", f"{one:,.0f}", f"{one / bare:.2f}")
+    t.add_row("2 × monitor run, 4 partitions", f"{two:,.0f}", f"{two / one:.2f}× one worker")
+    console.print(t)
+    console.print(f"worker RSS after the backlog: {rss_one[0]:.0f} MB; by events per window: "
+                  + ", ".join(f"{k:,}: {v:.0f} MB" for k, v in results["rss_mb_by_events_per_window"].items()))
+    console.print(f"machine: {os.cpu_count()} cores")
+    if args.json:
+        Path(args.json).write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+    return results
+
+
+if __name__ == "__main__":
+    main()
