@@ -1,4 +1,9 @@
-"""Session-scoped real servers for the integration tests (started and stopped by PID)."""
+"""Session-scoped real servers for the integration tests, on 127.0.0.1 with free ports.
+
+Each server keeps its data in a temp dir and is stopped by PID at the end of the session. A missing
+``influxd``/``victoria-metrics`` binary is installed with apt-get (:func:`devservices.ensure_debian_packages`;
+CI runs as root). Fixtures start lazily: a test run that uses none of them starts nothing.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +17,21 @@ from monitor import devservices
 
 @pytest.fixture(scope="session")
 def services_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Parent temp dir of the session's server data and logs."""
     return tmp_path_factory.mktemp("services")
+
+
+@pytest.fixture
+def tmp_workdir(tmp_path: Path) -> Path:
+    """A fresh, empty per-test working directory (for worker logs, replay output, state files)."""
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    return workdir
 
 
 @pytest.fixture(scope="session")
 def kafka_broker(services_dir: Path) -> Iterator[str]:
+    """A tansu Kafka-protocol broker (memory storage); yields the bootstrap ``127.0.0.1:PORT``."""
     svc = devservices.start_kafka(services_dir / "kafka")
     try:
         yield svc.url
@@ -26,7 +41,7 @@ def kafka_broker(services_dir: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def influxdb(services_dir: Path) -> Iterator[str]:
-    """InfluxDB 1.6.7 with database ``driftline``."""
+    """InfluxDB 1.6.7 with database ``driftline``; yields ``http://127.0.0.1:PORT``."""
     svc = devservices.start_influxdb(services_dir / "influxdb")
     try:
         devservices.influx1_create_database(svc.url, "driftline")
@@ -37,6 +52,7 @@ def influxdb(services_dir: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def victoriametrics(services_dir: Path) -> Iterator[str]:
+    """VictoriaMetrics (accepts influxdb-client's ``/api/v2/write``); yields ``http://127.0.0.1:PORT``."""
     svc = devservices.start_victoriametrics(services_dir / "vm")
     try:
         yield svc.url
@@ -46,7 +62,11 @@ def victoriametrics(services_dir: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def influx_compat(influxdb: str) -> Iterator[str]:
-    """The /api/v2/write compat proxy (tests/integration/influx_compat_proxy.py) in front of 1.6.7."""
+    """URL of an ``/api/v2/write`` → ``/write?db=<bucket>`` proxy in front of the 1.6.7 server.
+
+    Lets influxdb-client's WriteApi (which needs the v2 write API of InfluxDB ≥ 1.8) write into 1.6.7;
+    see tests/integration/influx_compat_proxy.py.
+    """
     from tests.integration.influx_compat_proxy import CompatProxy
 
     proxy = CompatProxy(influxdb)
