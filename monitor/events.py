@@ -128,6 +128,13 @@ def decode_any(
     if len(raw) > max_bytes:
         return reject(f"oversize event: {len(raw)} bytes (max {max_bytes})")
     try:
+        return _decode(raw, reject, models)
+    except RecursionError:
+        return reject("invalid event: JSON nested too deeply")
+
+
+def _decode(raw: bytes, reject: Any, models: frozenset[str] | set[str] | None) -> PredictionEvent | LabelEvent | Rejection:
+    try:
         probe = _probe_decoder.decode(raw)
     except msgspec.ValidationError:
         return reject("invalid event: the top level must be a JSON object")
