@@ -7,7 +7,7 @@ recognised by its ``label`` field.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -133,7 +133,8 @@ def decode_any(
         return reject("invalid event: JSON nested too deeply")
 
 
-def _decode(raw: bytes, reject: Any, models: frozenset[str] | set[str] | None) -> PredictionEvent | LabelEvent | Rejection:
+def _decode(raw: bytes, reject: Callable[..., Rejection],
+            models: frozenset[str] | set[str] | None) -> PredictionEvent | LabelEvent | Rejection:
     try:
         probe = _probe_decoder.decode(raw)
     except msgspec.ValidationError:
