@@ -1,187 +1,92 @@
-"""Alert notifiers (CONTRACT §5): generic webhook (Alertmanager v4 payload, HMAC-signed), Alertmanager's
-``/api/v2/alerts``, Slack incoming webhooks and PagerDuty Events v2 — routed by severity and model,
-deduplicated by fingerprint with a repeat interval, delivered off the pipeline's thread.
+"""Alert delivery (CONTRACT §5): routing, dedupe with a repeat interval, background delivery.
 
-Retries: 5xx, 429, timeouts and connection errors are retried with exponential backoff and jitter;
-other 4xx are not (logged with the status and a body excerpt). Secrets are never logged.
+:class:`AlertDispatcher` implements :class:`monitor.ports.AlertNotifier`. ``notify`` only enqueues onto a
+bounded queue served by one worker thread, so a slow or dead receiver never stalls the pipeline;
+``notify_sync`` delivers in the caller's thread (the offline replay path).
+
+Per receiver, a firing alert (by fingerprint) is delivered once, then re-sent while it is still firing
+no sooner than ``repeat_interval_s`` later — whether the pipeline emits it again or not (the background
+worker re-sends due alerts, as Alertmanager's ``repeat_interval`` does). A resolved alert is delivered
+once, and only to receivers that were sent the firing alert.
+
+The receivers and the HTTP retry policy live in :mod:`monitor.adapters.notify_receivers` and
+:mod:`monitor.adapters.notify_http`; everything public is re-exported here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
-import hashlib
-import hmac
 import logging
 import queue
-import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import httpx
-import orjson
 
-from monitor.adapters.amformat import group_alerts, webhook_payload
-from monitor.types import Alert, rfc3339
+from monitor.adapters.notify_http import SIGNATURE_HEADER, DeliveryResult, RetryingPoster, sign
+from monitor.adapters.notify_receivers import (
+    AlertmanagerReceiver,
+    PagerDutyReceiver,
+    Receiver,
+    SlackReceiver,
+    WebhookReceiver,
+)
+from monitor.adapters.receiver import verify_signature
+from monitor.types import Alert
+
+__all__ = [
+    "SIGNATURE_HEADER",
+    "AlertDispatcher",
+    "AlertmanagerReceiver",
+    "DeliveryResult",
+    "PagerDutyReceiver",
+    "Receiver",
+    "ReceiverStats",
+    "RetryingPoster",
+    "Route",
+    "SlackReceiver",
+    "WebhookReceiver",
+    "build_dispatcher",
+    "build_dispatcher_from_config",
+    "sign",
+    "verify_signature",
+]
 
 log = logging.getLogger("driftline.notify")
-SIGNATURE_HEADER = "X-Driftline-Signature"
+SEVERITIES = frozenset({"warning", "critical"})
+DEFAULT_REPEAT_INTERVAL_S = 4 * 3600.0
 
 
-def sign(secret: str | bytes, body: bytes) -> str:
-    """``sha256=<hex HMAC-SHA256 of the body>`` — the value of ``X-Driftline-Signature``."""
-    key = secret.encode() if isinstance(secret, str) else secret
-    return "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
-
-
-def verify_signature(secret: str | bytes, body: bytes, header: str | None) -> bool:
-    """Constant-time check of an ``X-Driftline-Signature`` header (what a receiver does)."""
-    return bool(header) and hmac.compare_digest(sign(secret, body), header or "")
-
-
-@dataclass
-class DeliveryResult:
-    ok: bool
-    attempts: int
-    status: int | None = None
-    error: str = ""
-
-
-class Receiver(Protocol):
-    name: str
-
-    def send(self, alerts: Sequence[Alert]) -> DeliveryResult: ...
-
-
-@dataclass
-class _Http:
-    """POST with retries on 5xx/429/timeouts/connection errors, none on other 4xx."""
-
-    client: httpx.Client
-    max_retries: int = 5
-    backoff_s: float = 0.5
-    max_backoff_s: float = 30.0
-    sleep: Callable[[float], None] = time.sleep
-
-    def post(self, name: str, url: str, body: bytes, headers: Mapping[str, str]) -> DeliveryResult:
-        delay = self.backoff_s
-        status: int | None = None
-        error = ""
-        for attempt in range(1, self.max_retries + 2):
-            try:
-                resp = self.client.post(url, content=body, headers=dict(headers))
-                status = resp.status_code
-                if status < 300:
-                    return DeliveryResult(True, attempt, status)
-                error = resp.text[:200]
-                if 400 <= status < 500 and status != 429:
-                    log.warning("event=notify_rejected receiver=%s status=%d body=%r", name, status, error)
-                    return DeliveryResult(False, attempt, status, error)
-            except httpx.HTTPError as exc:  # timeouts, refused connections, protocol errors
-                status, error = None, f"{type(exc).__name__}: {exc}"[:200]
-            if attempt <= self.max_retries:
-                log.info("event=notify_retry receiver=%s attempt=%d status=%s", name, attempt, status)
-                self.sleep(min(delay, self.max_backoff_s) * (0.5 + random.random()))
-                delay *= 2
-        log.error("event=notify_failed receiver=%s status=%s error=%r", name, status, error)
-        return DeliveryResult(False, self.max_retries + 1, status, error)
-
-
-class WebhookReceiver:
-    """Generic webhook: one Alertmanager webhook v4 payload per (model, status) group."""
-
-    def __init__(self, url: str, http: _Http, secret: str | None = None, name: str = "webhook",
-                 external_url: str = "") -> None:
-        self.url, self.http, self.secret, self.name, self.external_url = url, http, secret, name, external_url
-
-    def send(self, alerts: Sequence[Alert]) -> DeliveryResult:
-        result = DeliveryResult(True, 0)
-        for group in group_alerts(alerts):
-            body = orjson.dumps(webhook_payload(group, self.name, self.external_url))
-            headers = {"Content-Type": "application/json"}
-            if self.secret:
-                headers[SIGNATURE_HEADER] = sign(self.secret, body)
-            r = self.http.post(self.name, self.url, body, headers)
-            result = DeliveryResult(result.ok and r.ok, result.attempts + r.attempts, r.status, r.error or result.error)
-        return result
-
-
-class AlertmanagerReceiver:
-    """Pushes to an Alertmanager's ``/api/v2/alerts`` so teams keep routing, silences and inhibition."""
-
-    def __init__(self, url: str, http: _Http, name: str = "alertmanager") -> None:
-        self.url, self.http, self.name = url.rstrip("/") + "/api/v2/alerts", http, name
-
-    def send(self, alerts: Sequence[Alert]) -> DeliveryResult:
-        body = orjson.dumps([{
-            "labels": dict(a.labels), "annotations": dict(a.annotations), "startsAt": rfc3339(a.starts_at),
-            **({"endsAt": rfc3339(a.ends_at)} if a.ends_at is not None else {}),
-            "generatorURL": a.generator_url,
-        } for a in alerts])
-        return self.http.post(self.name, self.url, body, {"Content-Type": "application/json"})
-
-
-class SlackReceiver:
-    """Slack incoming webhook: one message per (model, status) group."""
-
-    def __init__(self, webhook_url: str, http: _Http, name: str = "slack") -> None:
-        self.url, self.http, self.name = webhook_url, http, name
-
-    def send(self, alerts: Sequence[Alert]) -> DeliveryResult:
-        result = DeliveryResult(True, 0)
-        for group in group_alerts(alerts):
-            status = group[0].status
-            icon = ":white_check_mark:" if status == "resolved" else (
-                ":rotating_light:" if any(a.severity == "critical" for a in group) else ":warning:")
-            lines = [f"{icon} *{status.upper()}* — {group[0].model}"]
-            lines += [f"• `{a.labels.get('alertname')}` {a.annotations.get('summary', '')} "
-                      f"(value {a.annotations.get('value')}, threshold {a.annotations.get('threshold')})"
-                      for a in group]
-            text = "\n".join(lines)
-            body = orjson.dumps({"text": text, "blocks": [{"type": "section",
-                                                           "text": {"type": "mrkdwn", "text": text}}]})
-            r = self.http.post(self.name, self.url, body, {"Content-Type": "application/json"})
-            result = DeliveryResult(result.ok and r.ok, result.attempts + r.attempts, r.status, r.error)
-        return result
-
-
-class PagerDutyReceiver:
-    """PagerDuty Events API v2: trigger/resolve with ``dedup_key`` = the alert fingerprint."""
-
-    def __init__(self, routing_key: str, http: _Http, url: str = "https://events.pagerduty.com/v2/enqueue",
-                 name: str = "pagerduty") -> None:
-        self.routing_key, self.http, self.url, self.name = routing_key, http, url, name
-
-    def send(self, alerts: Sequence[Alert]) -> DeliveryResult:
-        result = DeliveryResult(True, 0)
-        for a in alerts:
-            event: dict[str, Any] = {"routing_key": self.routing_key, "dedup_key": a.fingerprint,
-                                     "event_action": "trigger" if a.status == "firing" else "resolve"}
-            if a.status == "firing":
-                event["payload"] = {
-                    "summary": a.annotations.get("summary", a.labels.get("alertname", "driftline alert"))[:1024],
-                    "source": f"driftline/{a.model}", "severity": a.severity if a.severity in (
-                        "critical", "warning") else "warning",
-                    "timestamp": rfc3339(a.starts_at), "component": a.model,
-                    "group": a.labels.get("alertname", ""), "custom_details": {**a.labels, **a.annotations}}
-                if a.generator_url:
-                    event["links"] = [{"href": a.generator_url, "text": "Grafana"}]
-            r = self.http.post(self.name, self.url, orjson.dumps(event), {"Content-Type": "application/json"})
-            result = DeliveryResult(result.ok and r.ok, result.attempts + r.attempts, r.status, r.error)
-        return result
-
-
-@dataclass
+@dataclass(frozen=True)
 class Route:
-    """Send alerts matching ``severities`` and ``models`` (glob patterns; None = any) to ``receiver``."""
+    """Send alerts matching ``severities`` and ``models`` to ``receiver``.
+
+    Parameters
+    ----------
+    receiver : Receiver
+        Where matching alerts go.
+    severities : set of str or None
+        Severities to accept (``warning``, ``critical``); None accepts all.
+    models : set of str or None
+        Model names or glob patterns (``fraud-*``, case-sensitive); None accepts all.
+    """
 
     receiver: Receiver
-    severities: set[str] | None = None
-    models: list[str] | None = None
+    severities: frozenset[str] | set[str] | None = None
+    models: frozenset[str] | set[str] | Sequence[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.severities is not None and not set(self.severities) <= SEVERITIES:
+            raise ValueError(f"severities must be a subset of {sorted(SEVERITIES)}")
+        if isinstance(self.models, str):
+            raise TypeError("models must be a collection of patterns, not a single string")
 
     def matches(self, a: Alert) -> bool:
+        """Whether ``a`` goes to this route's receiver."""
         if self.severities is not None and a.severity not in self.severities:
             return False
         return self.models is None or any(fnmatch.fnmatchcase(a.model, p) for p in self.models)
@@ -189,97 +94,350 @@ class Route:
 
 @dataclass
 class ReceiverStats:
+    """Per-receiver delivery counters (alerts, except ``retried`` which counts HTTP attempts)."""
+
     sent: int = 0
     failed: int = 0
-    attempts: int = 0
+    retried: int = 0
+    dropped_4xx: int = 0
     deduped: int = 0
+    repeated: int = 0
 
 
-@dataclass
+_STOP = object()
+
+
 class AlertDispatcher:
-    """Implements :class:`monitor.ports.AlertNotifier`: dedupe, repeat interval, routing, background delivery.
+    """Routes, deduplicates and delivers alerts; implements :class:`monitor.ports.AlertNotifier`.
 
-    A firing alert is delivered once and re-sent no sooner than ``repeat_interval_s``; a resolved alert
-    is delivered once, and only if its firing notification was. ``notify`` only enqueues (a slow
-    receiver never stalls the pipeline); ``notify_sync`` delivers in the caller's thread.
+    Parameters
+    ----------
+    routes : sequence of Route
+        Every matching route's receiver gets the alert (once per receiver even if several routes match).
+    repeat_interval_s : float
+        Minimum time between two deliveries of the same firing alert to the same receiver.
+    clock : callable
+        Monotonic seconds (injectable so dedupe is unit-testable).
+    max_queue : int
+        Capacity of the queue between ``notify`` and the worker; when full, batches are dropped and counted.
+    resend_firing : bool
+        Re-send still-firing alerts every ``repeat_interval_s`` from the worker thread (see :meth:`tick`).
+    tick_s : float
+        How often the worker checks for alerts due a re-send.
+
+    Examples
+    --------
+    >>> d = AlertDispatcher([])
+    >>> d.notify_sync([])
+    >>> d.counters()
+    {}
     """
 
-    routes: list[Route]
-    repeat_interval_s: float = 4 * 3600.0
-    clock: Callable[[], float] = time.monotonic
-    max_queue: int = 10_000
-    stats: dict[str, ReceiverStats] = field(default_factory=dict)
-    _sent: dict[tuple[str, str], float] = field(default_factory=dict)
-    _queue: queue.Queue[list[Alert] | None] = field(init=False)
-    _thread: threading.Thread | None = None
-    dropped: int = 0
-
-    def __post_init__(self) -> None:
-        self._queue = queue.Queue(self.max_queue)
+    def __init__(self, routes: Sequence[Route], repeat_interval_s: float = DEFAULT_REPEAT_INTERVAL_S,
+                 clock: Callable[[], float] = time.monotonic, max_queue: int = 10_000, *,
+                 resend_firing: bool = True, tick_s: float = 60.0) -> None:
+        if repeat_interval_s < 0:
+            raise ValueError("repeat_interval_s must be >= 0")
+        if max_queue < 1 or tick_s <= 0:
+            raise ValueError("max_queue must be >= 1 and tick_s > 0")
+        self.routes = list(routes)
+        self.repeat_interval_s, self.clock, self.max_queue = repeat_interval_s, clock, max_queue
+        self.resend_firing, self.tick_s = resend_firing, tick_s
+        self.receivers: dict[str, Receiver] = {}
         for r in self.routes:
-            self.stats.setdefault(r.receiver.name, ReceiverStats())
+            known = self.receivers.setdefault(r.receiver.name, r.receiver)
+            if known is not r.receiver:
+                raise ValueError(f"two different receivers are named {r.receiver.name!r}")
+        self.stats: dict[str, ReceiverStats] = {name: ReceiverStats() for name in self.receivers}
+        #: alerts dropped because the queue was full (or notify was called after close)
+        self.queue_dropped = 0
+        self._firing: dict[tuple[str, str], tuple[Alert, float]] = {}
+        self._queue: queue.Queue[object] = queue.Queue(max_queue)
+        self._state_lock = threading.Lock()
+        self._deliver_lock = threading.Lock()
+        self._start_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._closed = False
 
-    def start(self) -> AlertDispatcher:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="alert-dispatcher", daemon=True)
-            self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            try:
-                self.notify_sync(item)
-            except Exception:  # a broken receiver must not kill delivery for the others
-                log.exception("event=notify_crashed")
-
+    # -- the AlertNotifier port ------------------------------------------------------------------
     def notify(self, alerts: Sequence[Alert]) -> None:
+        """Enqueue ``alerts`` for background delivery; never blocks (starts the worker if needed)."""
         if not alerts:
+            return
+        if self._closed:
+            self._drop(len(alerts), "closed")
             return
         if self._thread is None:
             self.start()
         try:
             self._queue.put_nowait(list(alerts))
         except queue.Full:
-            self.dropped += len(alerts)
-            log.error("event=notify_queue_full dropped=%d", len(alerts))
+            self._drop(len(alerts), "queue_full")
 
-    def _due(self, route: Route, a: Alert) -> bool:
-        key = (route.receiver.name, a.fingerprint)
-        now = self.clock()
-        if a.status == "resolved":
-            return self._sent.pop(key, None) is not None
-        last = self._sent.get(key)
-        if last is not None and now - last < self.repeat_interval_s:
-            self.stats[route.receiver.name].deduped += 1
-            return False
-        return True
+    def _drop(self, n: int, why: str) -> None:
+        with self._state_lock:
+            self.queue_dropped += n
+        log.error("event=notify_dropped reason=%s alerts=%d", why, n)
 
     def notify_sync(self, alerts: Sequence[Alert]) -> None:
-        for route in self.routes:
-            due = [a for a in alerts if route.matches(a) and self._due(route, a)]
-            if not due:
-                continue
-            result = route.receiver.send(due)
-            st = self.stats[route.receiver.name]
-            st.attempts += result.attempts
-            if result.ok:
-                st.sent += len(due)
-                now = self.clock()
-                for a in due:
-                    if a.status == "firing":
-                        self._sent[(route.receiver.name, a.fingerprint)] = now
-            else:
-                st.failed += len(due)
+        """Route, dedupe and deliver ``alerts`` in the caller's thread (retries included)."""
+        with self._deliver_lock:
+            now = self.clock()
+            for name, receiver in self.receivers.items():
+                due = self._due(name, [a for a in alerts if self._routed(name, a)], now)
+                if due:
+                    self._deliver(name, receiver, due, repeat=False)
+
+    def tick(self) -> None:
+        """Re-send firing alerts whose last delivery is at least ``repeat_interval_s`` old."""
+        with self._deliver_lock:
+            now = self.clock()
+            with self._state_lock:
+                due: dict[str, list[Alert]] = {}
+                for (name, _), (a, last) in self._firing.items():
+                    if now - last >= self.repeat_interval_s:
+                        due.setdefault(name, []).append(a)
+            for name, alerts in due.items():
+                self._deliver(name, self.receivers[name], alerts, repeat=True)
+
+    # -- routing and dedupe ------------------------------------------------------------------------
+    def _routed(self, name: str, a: Alert) -> bool:
+        return any(r.receiver.name == name and r.matches(a) for r in self.routes)
+
+    def _due(self, name: str, alerts: Iterable[Alert], now: float) -> list[Alert]:
+        out: list[Alert] = []
+        seen: set[tuple[str, str]] = set()
+        with self._state_lock:
+            for a in alerts:
+                key = (name, a.fingerprint)
+                if (a.status, a.fingerprint) in seen:
+                    continue
+                seen.add((a.status, a.fingerprint))
+                sent = self._firing.get(key)
+                if a.status == "resolved":
+                    if sent is not None:  # resolve only what the receiver was told is firing
+                        out.append(a)
+                elif sent is not None and now - sent[1] < self.repeat_interval_s:
+                    self.stats[name].deduped += 1
+                else:
+                    out.append(a)
+        return out
+
+    def _deliver(self, name: str, receiver: Receiver, alerts: list[Alert], *, repeat: bool) -> None:
+        try:
+            result = receiver.send(alerts)
+        except Exception as exc:  # a broken receiver must not kill delivery to the others
+            log.error("event=notify_crashed receiver=%s error=%s", name, type(exc).__name__)
+            result = DeliveryResult(False, 0, error=type(exc).__name__,
+                                    failed=frozenset(a.fingerprint for a in alerts))
+        failed = result.failed if result.failed or result.ok else frozenset(a.fingerprint for a in alerts)
+        now = self.clock()
+        with self._state_lock:
+            st = self.stats[name]
+            st.retried += result.retried
+            for a in alerts:
+                key = (name, a.fingerprint)
+                ok = a.fingerprint not in failed
+                if a.status == "resolved":
+                    self._firing.pop(key, None)  # delivered or given up after retries: stop re-sending
+                elif ok:
+                    self._firing[key] = (a, now)
+                if ok:
+                    st.sent += 1
+                    st.repeated += repeat
+                else:
+                    st.failed += 1
+                    st.dropped_4xx += result.rejected
+            if repeat and failed:
+                # try again at the next interval rather than every tick
+                for a in alerts:
+                    if a.fingerprint in failed and (name, a.fingerprint) in self._firing:
+                        self._firing[(name, a.fingerprint)] = (a, now)
+
+    # -- observability -----------------------------------------------------------------------------
+    def counters(self) -> dict[str, dict[str, int]]:
+        """Per-receiver counters (``sent``, ``failed``, ``retried``, ``dropped_4xx``, ``deduped``, ``repeated``).
+
+        A snapshot safe to read from another thread, e.g. a Prometheus collector.
+        """
+        with self._state_lock:
+            return {name: asdict(st) for name, st in self.stats.items()}
+
+    def active(self) -> int:
+        """Firing alerts delivered and not yet resolved (over all receivers)."""
+        with self._state_lock:
+            return len(self._firing)
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def start(self) -> AlertDispatcher:
+        """Start the background worker (idempotent)."""
+        with self._start_lock:
+            if self._thread is None and not self._closed:
+                self._thread = threading.Thread(target=self._run, name="alert-dispatcher", daemon=True)
+                self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        last_tick = self.clock()
+        while True:
+            try:
+                item = self._queue.get(timeout=self.tick_s if self.resend_firing else None)
+            except queue.Empty:
+                item = None
+            if item is _STOP:
+                return
+            try:
+                if isinstance(item, list):
+                    self.notify_sync(item)
+                if self.resend_firing and self.clock() - last_tick >= self.tick_s:
+                    last_tick = self.clock()
+                    self.tick()
+            except Exception as exc:
+                log.error("event=notify_worker_error error=%s", type(exc).__name__)
 
     def close(self, timeout: float = 10.0) -> None:
-        """Deliver what is queued, then stop the thread."""
+        """Deliver what is queued (within ``timeout`` seconds), stop the worker, release HTTP clients."""
+        self._closed = True
+        deadline = time.monotonic() + timeout
         if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join(timeout)
+            with contextlib.suppress(queue.Full):
+                self._queue.put(_STOP, timeout=max(timeout, 0.001))
+            self._thread.join(max(deadline - time.monotonic(), 0.0))
+            if self._thread.is_alive():
+                log.error("event=notify_close_timeout pending=%d", self._queue.qsize())
+                return  # the daemon thread still uses the clients
             self._thread = None
+        for receiver in self.receivers.values():
+            closer = getattr(receiver, "close", None)
+            if callable(closer):
+                closer()
+
+    def __enter__(self) -> AlertDispatcher:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+
+# -- composition from configuration -----------------------------------------------------------------
+_ROUTE_KEYS = {"name", "severities", "models"}
+_RETRY_KEYS = {"timeout_s", "max_retries", "backoff_s"}
+_KINDS: dict[str, tuple[str, set[str]]] = {
+    # kind: (default name, accepted keys besides routing and retry keys)
+    "webhooks": ("webhook", {"url", "secret"}),
+    "alertmanager": ("alertmanager", {"url", "firing_ttl_s"}),
+    "slack": ("slack", {"webhook_url", "url"}),
+    "pagerduty": ("pagerduty", {"routing_key", "url"}),
+}
+_TOP_KEYS = {*_KINDS, *_RETRY_KEYS, "repeat_interval_s", "external_url", "max_queue", "resend_firing", "tick_s"}
+
+
+def _entries(cfg: Mapping[str, Any], kind: str) -> list[Mapping[str, Any]]:
+    raw = cfg.get(kind) or []
+    if isinstance(raw, Mapping):
+        raw = [raw]
+    if not isinstance(raw, list) or not all(isinstance(e, Mapping) for e in raw):
+        raise ValueError(f"{kind}: expected a list of mappings")
+    default_name, keys = _KINDS[kind]
+    for i, e in enumerate(raw):
+        unknown = set(e) - keys - _ROUTE_KEYS - _RETRY_KEYS
+        if unknown:
+            raise ValueError(f"{kind}[{i}]: unknown keys {sorted(unknown)}")
+    return list(raw)
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    out, i = name, 1
+    while out in taken:
+        i += 1
+        out = f"{name}-{i}"
+    taken.add(out)
+    return out
+
+
+def build_dispatcher_from_config(
+    cfg: Mapping[str, Any],
+    webhook_url: str | None = None,
+    webhook_secret: str | None = None,
+    *,
+    client: httpx.Client | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> AlertDispatcher | None:
+    """Build a dispatcher from a plain mapping (the ``notify`` section of the configuration).
+
+    Parameters
+    ----------
+    cfg : mapping
+        ``{"webhooks": [{"url", "secret", "severities", "models", "name", ...}], "alertmanager": [{"url"}],
+        "slack": [{"webhook_url"}], "pagerduty": [{"routing_key"}], "repeat_interval_s": 14400,
+        "external_url": ..., "timeout_s": 5, "max_retries": 5, "backoff_s": 0.5}``. Every receiver entry
+        takes optional ``name``, ``severities``, ``models`` (globs) and ``timeout_s``/``max_retries``/
+        ``backoff_s`` overrides. Unknown keys raise ``ValueError`` (a typo must not silence a pager).
+    webhook_url, webhook_secret : str or None
+        ``MONITOR_WEBHOOK_URL``/``MONITOR_WEBHOOK_SECRET`` as read by the caller: a generic webhook for
+        every alert, named ``webhook``, added before the configured ones.
+    client : httpx.Client or None
+        Shared HTTP client (tests inject a ``MockTransport``); None gives each receiver its own.
+    clock, sleep : callable
+        Dispatcher clock and retry sleep (injectable for tests).
+
+    Returns
+    -------
+    AlertDispatcher or None
+        None when no receiver is configured.
+    """
+    unknown = set(cfg) - _TOP_KEYS
+    if unknown:
+        raise ValueError(f"notify config: unknown keys {sorted(unknown)}")
+    defaults = {k: cfg[k] for k in _RETRY_KEYS if k in cfg}
+    external_url = str(cfg.get("external_url", ""))
+    repeat = float(cfg.get("repeat_interval_s", DEFAULT_REPEAT_INTERVAL_S))
+    resend = bool(cfg.get("resend_firing", True))
+    tick_s = float(cfg.get("tick_s", 60.0))
+    taken: set[str] = set()
+    routes: list[Route] = []
+
+    def add(receiver: Receiver, e: Mapping[str, Any]) -> None:
+        sev, models = e.get("severities"), e.get("models")
+        routes.append(Route(receiver, severities=frozenset(sev) if sev else None,
+                            models=frozenset([models] if isinstance(models, str) else models) if models else None))
+
+    def retry(e: Mapping[str, Any]) -> dict[str, Any]:
+        merged = {**defaults, **{k: e[k] for k in _RETRY_KEYS if k in e}}
+        return {"timeout_s": float(merged.get("timeout_s", 5.0)), "max_retries": int(merged.get("max_retries", 5)),
+                "backoff_s": float(merged.get("backoff_s", 0.5)), "client": client, "sleep": sleep}
+
+    hooks = list(_entries(cfg, "webhooks"))
+    if webhook_url:
+        hooks.insert(0, {"url": webhook_url, "secret": webhook_secret, "name": "webhook"})
+    for i, e in enumerate(hooks):
+        if not e.get("url"):
+            raise ValueError(f"webhooks[{i}]: url is required")
+        add(WebhookReceiver(str(e["url"]), e.get("secret") or None, _unique(str(e.get("name", "webhook")), taken),
+                            external_url=external_url, **retry(e)), e)
+    for i, e in enumerate(_entries(cfg, "alertmanager")):
+        if not e.get("url"):
+            raise ValueError(f"alertmanager[{i}]: url is required")
+        ttl = e.get("firing_ttl_s", 2 * repeat + tick_s if resend else None)
+        add(AlertmanagerReceiver(str(e["url"]), _unique(str(e.get("name", "alertmanager")), taken),
+                                 firing_ttl_s=None if ttl is None else float(ttl), **retry(e)), e)
+    for i, e in enumerate(_entries(cfg, "slack")):
+        url = e.get("webhook_url") or e.get("url")
+        if not url:
+            raise ValueError(f"slack[{i}]: webhook_url is required")
+        add(SlackReceiver(str(url), _unique(str(e.get("name", "slack")), taken), **retry(e)), e)
+    for i, e in enumerate(_entries(cfg, "pagerduty")):
+        if not e.get("routing_key"):
+            raise ValueError(f"pagerduty[{i}]: routing_key is required")
+        kw: dict[str, Any] = {"url": str(e["url"])} if e.get("url") else {}
+        add(PagerDutyReceiver(str(e["routing_key"]), name=_unique(str(e.get("name", "pagerduty")), taken), **kw,
+                              **retry(e)), e)
+    if not routes:
+        return None
+    return AlertDispatcher(routes, repeat_interval_s=repeat, clock=clock, max_queue=int(cfg.get("max_queue", 10_000)),
+                           resend_firing=resend, tick_s=tick_s)
 
 
 def build_dispatcher(
@@ -290,29 +448,30 @@ def build_dispatcher(
     slack_webhook_url: str | None = None,
     pagerduty_routing_key: str | None = None,
     extra_webhooks: Iterable[Mapping[str, Any]] = (),
-    repeat_interval_s: float = 4 * 3600.0,
+    repeat_interval_s: float = DEFAULT_REPEAT_INTERVAL_S,
     external_url: str = "",
     client: httpx.Client | None = None,
     timeout_s: float = 5.0,
     max_retries: int = 5,
     backoff_s: float = 0.5,
 ) -> AlertDispatcher | None:
-    """A dispatcher for the configured receivers (None when there are none)."""
-    http = _Http(client or httpx.Client(timeout=timeout_s), max_retries=max_retries, backoff_s=backoff_s)
-    routes: list[Route] = []
-    if webhook_url:
-        routes.append(Route(WebhookReceiver(webhook_url, http, webhook_secret, external_url=external_url)))
-    for i, w in enumerate(extra_webhooks):
-        sev = w.get("severities")
-        routes.append(Route(WebhookReceiver(str(w["url"]), http, w.get("secret"), name=str(w.get("name", f"webhook-{i}")),
-                                            external_url=external_url),
-                            severities=set(sev) if sev else None, models=w.get("models")))
+    """Build a dispatcher from flat settings (``monitor run``'s ``MONITOR_*`` variables).
+
+    A thin wrapper over :func:`build_dispatcher_from_config`. PagerDuty gets ``critical`` alerts only
+    (warnings should not wake anyone); every other receiver gets all alerts.
+
+    Returns
+    -------
+    AlertDispatcher or None
+        None when no receiver is configured.
+    """
+    cfg: dict[str, Any] = {"webhooks": list(extra_webhooks), "repeat_interval_s": repeat_interval_s,
+                           "external_url": external_url, "timeout_s": timeout_s, "max_retries": max_retries,
+                           "backoff_s": backoff_s}
     if alertmanager_url:
-        routes.append(Route(AlertmanagerReceiver(alertmanager_url, http)))
+        cfg["alertmanager"] = [{"url": alertmanager_url}]
     if slack_webhook_url:
-        routes.append(Route(SlackReceiver(slack_webhook_url, http)))
+        cfg["slack"] = [{"webhook_url": slack_webhook_url}]
     if pagerduty_routing_key:
-        routes.append(Route(PagerDutyReceiver(pagerduty_routing_key, http), severities={"critical"}))
-    if not routes:
-        return None
-    return AlertDispatcher(routes, repeat_interval_s=repeat_interval_s)
+        cfg["pagerduty"] = [{"routing_key": pagerduty_routing_key, "severities": ["critical"]}]
+    return build_dispatcher_from_config(cfg, webhook_url, webhook_secret, client=client)

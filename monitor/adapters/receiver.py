@@ -1,40 +1,111 @@
-"""A small local webhook receiver (the demo's pager, and the tests' on-call): verifies
-``X-Driftline-Signature``, records payloads, can fail or stall on purpose."""
+"""A small local webhook receiver: the demo's pager and the tests' on-call.
+
+Standard library only, so :func:`verify_signature` is exactly the snippet documented in
+``docs/webhook-verification.md``. :class:`WebhookServer` verifies ``X-Driftline-Signature``, records the
+payloads it accepts, and can fail or stall on purpose to exercise retries.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import orjson
+SIGNATURE_HEADER = "X-Driftline-Signature"
+#: largest body the receiver reads (larger requests get 413)
+MAX_BODY_BYTES = 10 * 1024 * 1024
 
-from monitor.adapters.notify import SIGNATURE_HEADER, verify_signature
+
+def verify_signature(secret: bytes | str, body: bytes, header: str | None) -> bool:
+    """Check an ``X-Driftline-Signature`` header against the raw request body, in constant time.
+
+    Parameters
+    ----------
+    secret : bytes or str
+        The shared secret (``str`` is UTF-8 encoded).
+    body : bytes
+        The raw request body, exactly as received (before any JSON parsing).
+    header : str or None
+        The header value, ``sha256=<hex>``; None or empty never verifies.
+
+    Returns
+    -------
+    bool
+        True when the header is the HMAC-SHA256 of ``body`` under ``secret``.
+
+    Examples
+    --------
+    >>> import hashlib, hmac
+    >>> body = b'{"version":"4"}'
+    >>> header = "sha256=" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    >>> verify_signature("s3cret", body, header), verify_signature("wrong", body, header)
+    (True, False)
+    """
+    if not header:
+        return False
+    key = secret.encode() if isinstance(secret, str) else secret
+    expected = "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected.encode(), header.strip().encode())
 
 
 class WebhookServer:
-    """HTTP server on 127.0.0.1 in a background thread.
+    """HTTP receiver on a background thread (``ThreadingHTTPServer``).
 
-    ``fail_first`` requests get ``status_on_fail``; every request waits ``delay_s`` first. Requests with a
-    bad or missing signature (when ``secret`` is set) get 401 and are counted in ``rejected``.
+    Parameters
+    ----------
+    secret : str or bytes or None
+        When set, requests without a valid signature get 401 and are counted in ``rejected``.
+    host : str
+        Interface to bind (loopback by default).
+    port : int
+        Port; 0 picks a free one (read it back from :attr:`url`).
+    on_alert : callable or None
+        Called with each accepted payload (a dict), in the request's thread.
+    fail_first : int
+        The first ``fail_first`` requests get ``status_on_fail`` (before any signature check).
+    status_on_fail : int
+        Status returned while failing on purpose.
+    delay_s : float
+        Every request waits this long before answering (a slow receiver).
+
+    Examples
+    --------
+    >>> with WebhookServer() as server:
+    ...     server.url.startswith("http://127.0.0.1:")
+    True
     """
 
-    def __init__(self, secret: str | None = None, host: str = "127.0.0.1", port: int = 0,
+    def __init__(self, secret: str | bytes | None = None, host: str = "127.0.0.1", port: int = 0,
                  on_alert: Callable[[dict[str, Any]], None] | None = None, fail_first: int = 0,
                  status_on_fail: int = 503, delay_s: float = 0.0) -> None:
-        self.secret, self.on_alert = secret, on_alert
+        self.secret, self.on_alert = secret or None, on_alert
         self.fail_first, self.status_on_fail, self.delay_s = fail_first, status_on_fail, delay_s
+        #: accepted payloads, in arrival order (read with :meth:`payloads` from other threads)
         self.received: list[dict[str, Any]] = []
+        #: requests seen (including failed-on-purpose and rejected ones)
         self.requests = 0
+        #: requests refused with 401 (bad or missing signature)
         self.rejected = 0
         self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer((host, port), self._handler())
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                length = int(self.headers.get("Content-Length") or 0)
+                if length > MAX_BODY_BYTES:
+                    self._reply(413)
+                    return
+                body = self.rfile.read(length)
                 if outer.delay_s:
                     time.sleep(outer.delay_s)
                 with outer._lock:
@@ -43,14 +114,15 @@ class WebhookServer:
                 if failing:
                     self._reply(outer.status_on_fail)
                     return
-                if outer.secret and not verify_signature(outer.secret, body, self.headers.get(SIGNATURE_HEADER)):
+                if outer.secret is not None and not verify_signature(
+                        outer.secret, body, self.headers.get(SIGNATURE_HEADER)):
                     with outer._lock:
                         outer.rejected += 1
                     self._reply(401)
                     return
                 try:
-                    payload = orjson.loads(body)
-                except orjson.JSONDecodeError:
+                    payload = json.loads(body)
+                except ValueError:
                     self._reply(400)
                     return
                 with outer._lock:
@@ -67,28 +139,38 @@ class WebhookServer:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._thread: threading.Thread | None = None
+        return Handler
 
     @property
     def url(self) -> str:
+        """The URL to configure as the webhook (``http://host:port/alerts``)."""
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}/alerts"
 
+    def payloads(self) -> list[dict[str, Any]]:
+        """A copy of the accepted payloads."""
+        with self._lock:
+            return list(self.received)
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """Every ``alerts[]`` entry of the accepted payloads, flattened."""
+        return [a for p in self.payloads() for a in p.get("alerts", [])]
+
     def start(self) -> WebhookServer:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="webhook-server", daemon=True)
-        self._thread.start()
+        """Serve in a daemon thread."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="webhook-server",
+                                            daemon=True)
+            self._thread.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        """Stop serving and close the socket."""
         if self._thread is not None:
+            self._server.shutdown()
             self._thread.join(5)
-
-    def alerts(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return [a for p in self.received for a in p.get("alerts", [])]
+            self._thread = None
+        self._server.server_close()
 
     def __enter__(self) -> WebhookServer:
         return self.start()
@@ -116,7 +198,12 @@ def main(argv: list[str] | None = None) -> None:
     server = WebhookServer(secret=os.environ.get("MONITOR_WEBHOOK_SECRET") or None, host=args.host, port=args.port,
                            on_alert=show)
     print(f"listening on {server.url}", flush=True)
-    server._server.serve_forever()
+    try:
+        server._server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server._server.server_close()
 
 
 if __name__ == "__main__":
