@@ -20,19 +20,23 @@ class LineProtocolFileSink:
         self.points_written = 0
 
     def add(self, points: Sequence[MetricPoint]) -> None:
+        """Remember ``points``; a point with the series key of an earlier one replaces it in place."""
         for p in points:
             self._lines[p.series_key()] = p.to_line()
         self._dirty = self._dirty or bool(points)
 
     @property
     def buffered(self) -> int:
+        """Lines not yet on disk (the whole file is rewritten, so all of them while dirty)."""
         return len(self._lines) if self._dirty else 0
 
     @property
     def backpressure(self) -> bool:
+        """A local file never pushes back."""
         return False
 
     def flush(self) -> None:
+        """Rewrite the file atomically (temp file, fsync, rename); returns when it is durable."""
         if not self._dirty:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -41,9 +45,12 @@ class LineProtocolFileSink:
             for line in self._lines.values():
                 fh.write(line)
                 fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, self.path)
         self.points_written = len(self._lines)
         self._dirty = False
 
     def close(self) -> None:
+        """Flush what is left."""
         self.flush()
