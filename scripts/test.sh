@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it (.ci/run calls exactly this).
-# Installs what it needs on a fresh machine: the Python environment (.venv) and Debian's influxdb,
-# victoria-metrics and docker-compose; the tests start the real servers themselves (tests/conftest.py).
+# THE test command (CI runs it through .ci/run): lint, type check, then the whole pytest suite.
+# On a fresh machine it installs what it needs: the Python environment (.venv, `pip install -e '.[dev]'`)
+# and Debian's influxdb, victoria-metrics and docker-compose (apt-get update once, only when one is
+# missing; needs root or password-less sudo). The integration tests start their own servers on
+# 127.0.0.1 (tests/conftest.py). Extra arguments go to pytest, e.g. `bash scripts/test.sh -m "not integration"`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ ! -x .venv/bin/python ]; then
+  echo "== creating .venv"
   python3 -m venv .venv
+  .venv/bin/python -m pip install -q --upgrade pip
 fi
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+echo "== pip install -e '.[dev]'"
 .venv/bin/python -m pip install -q -e '.[dev]'
 
 missing=()
@@ -16,13 +20,23 @@ command -v influxd >/dev/null 2>&1 || missing+=(influxdb)
 command -v victoria-metrics >/dev/null 2>&1 || missing+=(victoria-metrics)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing Debian packages: ${missing[*]}"
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+  echo "== installing Debian packages: ${missing[*]}"
+  SUDO=()
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+      SUDO=(sudo -n)
+    else
+      echo "error: ${missing[*]} missing and not root: run 'sudo apt-get install --no-install-recommends ${missing[*]}'" >&2
+      exit 1
+    fi
+  fi
+  "${SUDO[@]}" apt-get update -q
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-echo "== ruff"; .venv/bin/ruff check monitor tests simulations
-echo "== mypy"; .venv/bin/mypy
-echo "== pytest"; .venv/bin/python -m pytest -q "$@"
+echo "== ruff"
+.venv/bin/ruff check monitor tests simulations
+echo "== mypy"
+.venv/bin/mypy
+echo "== pytest"
+.venv/bin/python -m pytest -q "$@"
