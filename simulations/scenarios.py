@@ -1,18 +1,24 @@
 """Scenario library: seeded synthetic prediction traffic with known change points and a ground-truth sidecar.
 
-Every scenario draws the same kind of model traffic — a binary classifier over eight numeric and three
-categorical features with calibrated scores, lognormal latency and rare errors — and plants changes at
-known windows. ``events()`` yields CONTRACT §1 prediction and label events (dicts; raw strings for
-malformed lines) in event-time order with a little jitter; ``truth()`` says what changes, where and how
-much; ``reference()`` draws the stable regime as a flat table for ``monitor reference build``.
+Every scenario draws the traffic of a binary classifier (see :mod:`simulations.scenarios_model`) and plants
+changes at known windows. :meth:`ScenarioSpec.events` yields CONTRACT §1 prediction and label events
+(dicts; raw strings for malformed lines) in arrival order — event time with a few seconds of jitter,
+well inside a 60 s allowed lateness; :meth:`ScenarioSpec.truth` says what changes, where and how much;
+:meth:`ScenarioSpec.reference` draws the stable regime as a flat table for ``monitor reference build``.
+
+Generation is vectorised per (model, window) with a generator seeded by ``(seed, model, window)``, so a
+scenario is byte-for-byte reproducible and a run with fewer windows is a prefix of a longer one.
+
+>>> spec = get_scenario("mixed")
+>>> events = list(spec.events(seed=1, windows=2, window_s=10, rate=5))
+>>> sorted(events[0])[:4]
+['features', 'latency_ms', 'model', 'model_version']
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,284 +26,326 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from simulations.scenarios_model import (
+    BASE_ERROR_RATE,
+    BASE_LATENCY_MS,
+    BENIGN_KINDS,
+    ERROR_MESSAGES,
+    FEATURES,
+    SEA_FEATURES,
+    Change,
+    apply_feature_changes,
+    draw_features,
+    malformed_line,
+    rfc3339,
+    sea_accuracy_drop,
+    sea_logit,
+    sea_rows,
+    sigmoid,
+    true_logit,
+)
+
+__all__ = ["DEFAULT_START", "SCENARIOS", "Change", "ScenarioSpec", "get_scenario", "write_reference_table",
+           "write_scenario"]
+
 DEFAULT_START = 1_767_225_600.0  # 2026-01-01T00:00:00Z
-NUMERIC = ("amount", "age", "num_items", "tenure_days", "x1", "x2", "x3", "x4")
-CATEGORICAL = ("country", "device", "is_returning")
-COUNTRIES = ("US", "DE", "FR", "GB", "IN")
-COUNTRY_P = (0.4, 0.2, 0.15, 0.15, 0.1)
-DEVICES = ("mobile", "desktop", "tablet")
-DEVICE_P = (0.6, 0.3, 0.1)
-#: reference standard deviations, for "shift by k sd"
-SD = {"amount": 31.2, "age": 12.0, "num_items": math.sqrt(3.0), "tenure_days": 300.0,
-      "x1": 1.0, "x2": 1.0, "x3": 1.0, "x4": 1.0}
-
-
-@dataclass(frozen=True)
-class Change:
-    """A planted change. ``target`` is a feature, ``__prediction__``, ``__score__``, ``latency``, ``errors``
-    or ``accuracy``; windows are 0-based and ``end_window`` is exclusive (None: persists)."""
-
-    target: str
-    kind: str
-    start_window: int
-    magnitude: float
-    model: str = "fraud"
-    end_window: int | None = None
-
-    def active(self, w: int) -> bool:
-        return w >= self.start_window and (self.end_window is None or w < self.end_window)
-
-    def ramp(self, w: int) -> float:
-        """Gradual changes: 0 before start, rising linearly to 1 at end_window."""
-        if w < self.start_window:
-            return 0.0
-        if self.end_window is None or self.end_window <= self.start_window:
-            return 1.0
-        return min(1.0, (w - self.start_window + 1) / (self.end_window - self.start_window))
+OUTPUTS = ("prediction", "score", "label")
+_REF_SALT, _EVENT_SALT, _CONCEPT_SALT = 7919, 104729, 1299709
+LABELLED_SHARE = 0.8  # of successful predictions
+RFC3339_SHARE = 0.05  # of timestamps written as strings instead of epoch seconds
+LATE_SHARE = 0.3  # of predictions that arrive up to `jitter` seconds after their timestamp
+SEA_NOISE = 0.1
+SEA_DRIFT_VARIANT = 3
+VERSIONS = {"fraud": "v3", "churn": "v12", "ranker": "2026.01.2"}
 
 
 @dataclass(frozen=True)
 class ScenarioSpec:
+    """A named scenario: which models send traffic, at what relative rates, and which changes are planted.
+
+    ``rates`` are per-model multipliers of the ``rate`` given to :meth:`events` (empty: 1 for all);
+    ``seasonal`` is the amplitude (in sd) of a ``season_windows``-long sinusoidal cycle of ``x1`` that the
+    reference also contains; ``concept`` swaps the features for river's SEA stream with a concept drift at
+    the ``concept_drift`` change's window; ``malformed_share`` is the share of prediction-topic lines that
+    are invalid; ``extra_field_share`` the share of valid events carrying an unknown (allowed) field.
+    """
+
     name: str
     description: str
     models: tuple[str, ...] = ("fraud",)
     changes: tuple[Change, ...] = ()
-    rates: dict[str, float] = field(default_factory=dict)  # relative traffic per model (default 1)
+    rates: tuple[float, ...] = ()
     malformed_share: float = 0.0
-    seasonal: float = 0.0  # amplitude (in sd) of a recurring pattern in x1, also in the reference
-    season_windows: int = 6
-    concept: bool = False  # river SEA ConceptDriftStream instead of the default generator
+    extra_field_share: float = 0.0
+    seasonal: float = 0.0
+    season_windows: float = 6.0
+    concept: bool = False
 
-    # -- generation ---------------------------------------------------------------------------------
-    def _features(self, rng: np.random.Generator, n: int, model: str, w: float | None) -> dict[str, Any]:
-        f: dict[str, Any] = {
-            "amount": np.exp(rng.normal(3.3, 0.75, n)),
-            "age": np.clip(rng.normal(40, 12, n), 18, 95).round(),
-            "num_items": rng.poisson(3.0, n).astype(np.float64),
-            "tenure_days": rng.exponential(300.0, n),
-            "x1": rng.normal(0, 1, n), "x2": rng.normal(0, 1, n), "x3": rng.normal(0, 1, n),
-            "x4": rng.normal(0, 1, n),
-            "country": rng.choice(COUNTRIES, n, p=COUNTRY_P).astype(object),
-            "device": rng.choice(DEVICES, n, p=DEVICE_P).astype(object),
-            "is_returning": rng.uniform(size=n) < 0.55,
-        }
-        if self.seasonal:
-            phase = rng.uniform(0, self.season_windows, n) if w is None else np.full(n, w)
-            f["x1"] = f["x1"] + self.seasonal * np.sin(2 * np.pi * phase / self.season_windows)
+    # -- helpers ------------------------------------------------------------------------------------------
+    def rate_of(self, model: str, rate: float) -> float:
+        """Prediction events per second (event time) of ``model`` when the scenario runs at ``rate``."""
+        return rate * (self.rates[self.models.index(model)] if self.rates else 1.0)
+
+    def features_of(self, model: str) -> tuple[str, ...]:
+        """The feature names of ``model``'s events."""
+        return SEA_FEATURES if self.concept else FEATURES
+
+    def _changes(self, model: str) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.model == model)
+
+    def _outputs(self, rng: np.random.Generator, feats: dict[str, np.ndarray], model: str,
+                 w: int | None) -> dict[str, np.ndarray]:
+        """Score, prediction and label for drawn features (``w=None``: the stable regime)."""
+        logit = true_logit(feats)
+        label = (rng.uniform(size=len(logit)) < sigmoid(logit)).astype(np.int64)
+        score_logit = logit
         if w is not None:
-            for c in self.changes:
-                if c.model != model or c.target not in f:
-                    continue
-                if c.kind == "mean_shift" and c.active(int(w)):
-                    f[c.target] = f[c.target] + c.magnitude * SD[c.target]
-                elif c.kind == "gradual":
-                    f[c.target] = f[c.target] + c.magnitude * SD[c.target] * c.ramp(int(w))
-                elif c.kind == "new_category" and c.active(int(w)):
-                    f[c.target] = np.where(rng.uniform(size=n) < c.magnitude, "BR", f[c.target]).astype(object)
-        return f
+            for c in self._changes(model):
+                if c.kind == "score_shift" and c.target == "__score__" and c.active(w):
+                    score_logit = score_logit + c.magnitude
+                elif c.kind == "accuracy_drop" and c.active(w):
+                    flip = rng.uniform(size=len(label)) < c.magnitude
+                    label = np.where(flip, 1 - label, label)
+        score = sigmoid(score_logit)
+        return {"score": score, "prediction": (score >= 0.5).astype(np.int64), "label": label}
 
-    def _logit(self, f: dict[str, Any]) -> np.ndarray:
-        z = (1.1 * (np.log(np.maximum(f["amount"], 1e-3)) - 3.3) / 0.75 - 0.03 * (f["age"] - 40)
-             + 0.9 * f["x1"] - 0.7 * f["x2"] + 0.25 * (f["num_items"] - 3)
-             + np.where(f["device"] == "mobile", 0.5, -0.4) - np.where(f["is_returning"], 0.8, 0.0))
-        return np.asarray(2.2 * z - 0.4)
+    def _concept_change(self, model: str) -> Change | None:
+        return next((c for c in self._changes(model) if c.kind == "concept_drift"), None)
 
-    def _window(self, rng: np.random.Generator, n: int, model: str, w: int | None) -> dict[str, Any]:
-        if self.concept:
-            return self._sea(rng, n, w)
-        f = self._features(rng, n, model, w)
-        logit = self._logit(f)
-        true_p = 1 / (1 + np.exp(-logit))
-        label = (rng.uniform(size=n) < true_p).astype(int)
-        score_logit = logit.copy()
-        for c in self.changes:
-            if w is not None and c.model == model and c.kind == "score_shift" and c.active(w):
-                score_logit = score_logit + c.magnitude
-        score = 1 / (1 + np.exp(-score_logit))
-        out = {**f, "score": score, "prediction": (score >= 0.5).astype(int), "label": label}
-        if w is not None:
-            for c in self.changes:
-                if c.model == model and c.kind == "accuracy_drop" and c.active(w):
-                    flip = rng.uniform(size=n) < c.magnitude
-                    out["label"] = np.where(flip, 1 - out["label"], out["label"])
-        return out
-
-    def _sea(self, rng: np.random.Generator, n: int, w: int | None) -> dict[str, Any]:
-        from river.datasets import synth
-
-        variant = 0
-        for c in self.changes:
-            if c.kind == "concept_drift" and w is not None and c.active(w):
-                variant = int(c.magnitude)
-        stream = synth.SEA(variant=variant, noise=0.05, seed=int(rng.integers(0, 2**31)))
-        xs, ys = [], []
-        for x, y in stream.take(n):
-            xs.append([x[0], x[1], x[2]])
-            ys.append(int(y))
-        arr = np.array(xs).reshape(n, 3)
-        s = arr[:, 0] + arr[:, 1]
-        score = 1 / (1 + np.exp(-2.0 * (s - 8.0)))  # the model learned concept 0: x0 + x1 > 8
-        return {"x1": arr[:, 0], "x2": arr[:, 1], "x3": arr[:, 2], "score": score,
-                "prediction": (score >= 0.5).astype(int), "label": np.array(ys, dtype=int)}
-
+    # -- public API ---------------------------------------------------------------------------------------
     def reference(self, rows: int = 20_000, seed: int = 0) -> dict[str, pd.DataFrame]:
-        """The stable regime per model as a flat table (features, score, prediction, label)."""
-        out = {}
+        """Per model, ``rows`` rows of the stable regime as flat columns (features…, prediction, score, label).
+
+        A seasonal scenario's reference spans whole cycles, evenly, so the cycle itself is "normal".
+        """
+        out: dict[str, pd.DataFrame] = {}
         for i, model in enumerate(self.models):
-            rng = np.random.default_rng([seed, 7919, i])
-            out[model] = pd.DataFrame(self._window(rng, rows, model, None))
+            rng = np.random.default_rng([seed, _REF_SALT, i])
+            if self.concept:
+                x, y = sea_rows(rows, seed=int(rng.integers(2**31)), noise=SEA_NOISE)
+                score = sigmoid(sea_logit(x))
+                cols: dict[str, np.ndarray] = {name: x[:, k] for k, name in enumerate(SEA_FEATURES)}
+                cols |= {"prediction": (score >= 0.5).astype(np.int64), "score": score, "label": y}
+            else:
+                phase = rng.permutation(np.linspace(0.0, self.season_windows, rows, endpoint=False))
+                feats = draw_features(rng, rows, phase=phase, seasonal=self.seasonal,
+                                      season_windows=self.season_windows)
+                res = self._outputs(rng, feats, model, None)
+                cols = {**feats, "prediction": res["prediction"], "score": res["score"], "label": res["label"]}
+            frame = pd.DataFrame(cols)
+            for name in ("amount", "tenure_days", "x1", "x2", "x3", "x4", "score"):
+                if name in frame and frame[name].dtype.kind == "f":
+                    frame[name] = frame[name].round(6)
+            out[model] = frame
         return out
 
     def events(self, *, seed: int = 0, windows: int = 12, window_s: float = 300.0, rate: float = 20.0,
                start: float = DEFAULT_START) -> Iterator[dict[str, Any] | str]:
-        """Prediction and label events (dicts) and malformed lines (str), in event-time order."""
-        rng = np.random.default_rng([seed, 104729])
-        jitter = min(3.0, 0.1 * window_s)
-        items: list[tuple[float, int, dict[str, Any] | str]] = []
-        seq = 0
-        for model in self.models:
-            per_s = rate * self.rates.get(model, 1.0)
-            for w in range(windows):
-                n = int(rng.poisson(per_s * window_s))
-                if n == 0:
-                    continue
-                t0 = start + w * window_s
-                ts = np.sort(rng.uniform(t0, t0 + window_s, n))
-                ts_jit = ts + rng.uniform(-jitter, 0, n) * (rng.uniform(size=n) < 0.3)
-                cols = self._window(rng, n, model, w)
-                lat = rng.lognormal(math.log(20.0), 0.35, n)
-                err_rate = 0.005
-                for c in self.changes:
-                    if c.model == model and c.active(w):
-                        if c.kind == "latency_regression":
-                            lat = lat * c.magnitude
-                        elif c.kind == "error_burst":
-                            err_rate = c.magnitude
-                errors = rng.uniform(size=n) < err_rate
-                labelled = rng.uniform(size=n) < 0.8
-                delays = np.where(rng.uniform(size=n) < 0.5, rng.uniform(1, 5, n),
-                                  rng.uniform(0, 3 * window_s, n))
-                str_ts = rng.uniform(size=n) < 0.05
-                names = [k for k in cols if k not in ("score", "prediction", "label")]
-                for i in range(n):
-                    rid = f"{model}-{seed}-{w}-{i}"
-                    ts_i = float(ts_jit[i])
-                    feats = {k: _jsonable(cols[k][i]) for k in names}
-                    if errors[i]:
-                        ev: dict[str, Any] = {"model": model, "model_version": "v3", "request_id": rid,
-                                              "timestamp": ts_i, "features": feats, "prediction": None,
-                                              "error": "upstream timeout"}
-                        if rng.uniform() < 0.5:
-                            ev["latency_ms"] = round(float(lat[i]) * 5, 3)
-                    else:
-                        ev = {"model": model, "model_version": "v3", "request_id": rid,
-                              "timestamp": _rfc3339(ts_i) if str_ts[i] else ts_i, "features": feats,
-                              "prediction": int(cols["prediction"][i]),
-                              "score": round(float(cols["score"][i]), 6), "latency_ms": round(float(lat[i]), 3)}
-                    items.append((ts_i, seq, ev))
-                    seq += 1
-                    if labelled[i] and not errors[i]:
-                        lab = {"model": model, "request_id": rid, "timestamp": ts_i + float(delays[i]),
-                               "label": int(cols["label"][i])}
-                        items.append((ts_i + float(delays[i]), seq, lab))
-                        seq += 1
-                if self.malformed_share:
-                    k = int(rng.binomial(n, self.malformed_share))
-                    for j, t in enumerate(rng.uniform(t0, t0 + window_s, k)):
-                        items.append((float(t), seq, _malformed(rng, model, float(t), j)))
-                        seq += 1
-        items.sort(key=lambda x: (x[0], x[1]))
-        for _, _, item in items:
-            yield item
+        """Prediction and label events (dicts) and malformed lines (str), in arrival order.
+
+        ``rate`` is prediction events per second of event time, per model (times the scenario's per-model
+        multiplier). About 30 % of predictions arrive up to a few seconds after their timestamp, so event
+        time is slightly out of order; label events come 1 s to 3 windows after their prediction.
+        """
+        if windows < 0 or window_s <= 0 or rate < 0:
+            raise ValueError("windows must be >= 0, window_s > 0 and rate >= 0")
+        keys: list[np.ndarray] = []
+        items: list[dict[str, Any] | str] = []
+        for mi, model in enumerate(self.models):
+            rngs = [np.random.default_rng([seed, _EVENT_SALT, mi, w]) for w in range(windows)]
+            counts = [int(r.poisson(self.rate_of(model, rate) * window_s)) for r in rngs]
+            sea = self._sea_windows(counts, seed, mi, model) if self.concept else None
+            for w, (rng, n) in enumerate(zip(rngs, counts, strict=True)):
+                if n:
+                    k, it = self._window_events(rng, n, model, w, seed=seed, window_s=window_s, start=start,
+                                                sea=None if sea is None else sea[w])
+                    keys.append(k)
+                    items.extend(it)
+        if not items:
+            return
+        order = np.argsort(np.concatenate(keys), kind="stable")
+        for i in order.tolist():
+            yield items[i]
+
+    def _sea_windows(self, counts: list[int], seed: int, mi: int,
+                     model: str) -> list[tuple[np.ndarray, np.ndarray]]:
+        change = self._concept_change(model)
+        total = sum(counts)
+        drift_at = None
+        width = 1
+        if change is not None and change.start_window < len(counts):
+            width = max(1, counts[change.start_window] // 50)
+            # ConceptDriftStream mixes along a sigmoid centred on `position`: centre it 3 widths into the
+            # change window so that (to 1e-5) no drifted row lands in the window before.
+            drift_at = sum(counts[: change.start_window]) + 3 * width
+        x, y = sea_rows(total, seed=int(np.random.default_rng([seed, _CONCEPT_SALT, mi]).integers(2**31)),
+                        noise=SEA_NOISE, drift_at=drift_at, drift_variant=SEA_DRIFT_VARIANT, width=width)
+        bounds = np.cumsum([0, *counts])
+        return [(x[bounds[w]:bounds[w + 1]], y[bounds[w]:bounds[w + 1]]) for w in range(len(counts))]
+
+    def _window_events(self, rng: np.random.Generator, n: int, model: str, w: int, *, seed: int,
+                       window_s: float, start: float, sea: tuple[np.ndarray, np.ndarray] | None,
+                       ) -> tuple[np.ndarray, list[dict[str, Any] | str]]:
+        """One window of one model: (arrival keys, items), vectorised, dicts built at the end."""
+        t0 = start + w * window_s
+        offsets = np.sort(rng.uniform(0.0, window_s, n))
+        ts = np.round(t0 + offsets, 3)
+        jitter = min(4.0, 0.1 * window_s)
+        arrival = ts + np.where(rng.uniform(size=n) < LATE_SHARE, rng.uniform(0.0, jitter, n), 0.0)
+        changes = self._changes(model)
+        if sea is not None:
+            x, label = sea
+            feats: dict[str, np.ndarray] = {name: x[:, k] for k, name in enumerate(SEA_FEATURES)}
+            score = sigmoid(sea_logit(x))
+            outs = {"score": score, "prediction": (score >= 0.5).astype(np.int64), "label": label}
+        else:
+            feats = draw_features(rng, n, phase=(offsets / window_s) + w, seasonal=self.seasonal,
+                                  season_windows=self.season_windows)
+            feats = apply_feature_changes(rng, feats, changes, w)
+            outs = self._outputs(rng, feats, model, w)
+        latency = rng.lognormal(np.log(BASE_LATENCY_MS), 0.35, n)
+        error_rate = BASE_ERROR_RATE
+        for c in changes:
+            if c.active(w) and c.kind == "latency_regression":
+                latency = latency * c.magnitude
+            elif c.active(w) and c.kind == "error_burst":
+                error_rate = c.magnitude
+        errors = rng.uniform(size=n) < error_rate
+        error_msg = rng.integers(0, len(ERROR_MESSAGES), n)
+        error_latency = rng.uniform(size=n) < 0.5
+        labelled = ~errors & (rng.uniform(size=n) < LABELLED_SHARE)
+        quick = rng.uniform(size=n) < 0.5
+        delay = np.where(quick, rng.uniform(1.0, 10.0, n), rng.uniform(0.05, 3.0, n) * window_s)
+        label_ts = np.round(arrival + delay, 3)
+        as_text = rng.uniform(size=n) < RFC3339_SHARE
+        label_as_text = rng.uniform(size=n) < RFC3339_SHARE
+        extra = rng.uniform(size=n) < self.extra_field_share
+
+        names = list(feats)
+        rows = zip(*(_column(feats[k]) for k in names), strict=True)
+        ts_l, score_l = ts.tolist(), np.round(outs["score"], 6).tolist()
+        pred_l, label_l = outs["prediction"].tolist(), outs["label"].tolist()
+        lat_l, err_l = np.round(latency, 3).tolist(), errors.tolist()
+        version = VERSIONS.get(model, "v1")
+        keys: list[float] = []
+        items: list[dict[str, Any] | str] = []
+        arrival_l, label_ts_l = arrival.tolist(), label_ts.tolist()
+        as_text_l, label_as_text_l, extra_l = as_text.tolist(), label_as_text.tolist(), extra.tolist()
+        labelled_l, error_msg_l, error_latency_l = labelled.tolist(), error_msg.tolist(), error_latency.tolist()
+        for i, values in enumerate(rows):
+            rid = f"{model}-{seed}-{w}-{i}"
+            stamp: float | str = rfc3339(ts_l[i]) if as_text_l[i] else ts_l[i]
+            ev: dict[str, Any] = {"model": model, "model_version": version, "request_id": rid, "timestamp": stamp,
+                                  "features": dict(zip(names, values, strict=True))}
+            if err_l[i]:
+                ev["prediction"] = None
+                ev["error"] = ERROR_MESSAGES[error_msg_l[i]]
+                if error_latency_l[i]:
+                    ev["latency_ms"] = lat_l[i]
+            else:
+                ev["prediction"] = pred_l[i]
+                ev["score"] = score_l[i]
+                ev["latency_ms"] = lat_l[i]
+            if extra_l[i]:
+                ev["trace_id"] = f"trace-{rid}"
+            keys.append(arrival_l[i])
+            items.append(ev)
+            if labelled_l[i]:
+                lts = label_ts_l[i]
+                keys.append(lts)
+                items.append({"model": model, "request_id": rid,
+                              "timestamp": rfc3339(lts) if label_as_text_l[i] else lts, "label": label_l[i]})
+        if self.malformed_share:
+            k = int(rng.binomial(n, self.malformed_share / (1.0 - self.malformed_share)))
+            bad_ts = np.round(t0 + rng.uniform(0.0, window_s, k), 3).tolist()
+            for j, t in enumerate(bad_ts):
+                keys.append(t)
+                items.append(malformed_line(rng, model, t, w * 1_000_000 + j))
+        return np.asarray(keys), items
 
     def truth(self, *, windows: int = 12, window_s: float = 300.0, start: float = DEFAULT_START,
               rate: float = 20.0, seed: int = 0) -> dict[str, Any]:
-        changed = {(c.model, c.target) for c in self.changes}
-        features = NUMERIC + CATEGORICAL if not self.concept else ("x1", "x2", "x3")
+        """The ground-truth sidecar: the planted changes and, per model, the features that must stay quiet.
+
+        A feature is *stable* when no change alters its distribution relative to the reference; a
+        ``seasonal`` pattern is in the reference too, so its feature counts as stable (must not page).
+        """
+        changes = [c for c in self.changes if c.start_window < windows]
+        changed = {(c.model, c.feature) for c in changes if c.feature and c.kind not in BENIGN_KINDS}
         return {
             "scenario": self.name, "description": self.description, "seed": seed, "windows": windows,
-            "window_s": window_s, "start": start, "rate": rate, "models": list(self.models),
-            "rates": {m: rate * self.rates.get(m, 1.0) for m in self.models},
-            "changes": [asdict(c) for c in self.changes],
-            "stable_features": {m: [f for f in features if (m, f) not in changed] for m in self.models},
+            "window_s": window_s, "start": start, "end": start + windows * window_s, "rate": rate,
+            "models": list(self.models), "rates": {m: self.rate_of(m, rate) for m in self.models},
+            "model_versions": {m: VERSIONS.get(m, "v1") for m in self.models},
+            "changes": [asdict(c) for c in changes],
+            "stable_features": {m: [f for f in self.features_of(m) if (m, f) not in changed] for m in self.models},
             "malformed_share": self.malformed_share,
+            "labelled_share": LABELLED_SHARE,
+            "conventions": "window w covers [start + w*window_s, start + (w+1)*window_s); windows are 0-based; "
+                           "end_window is inclusive (null: persists; gradual: first window at full magnitude); "
+                           "kind 'seasonal' is present in the reference and must not page",
         }
 
 
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, np.bool_ | bool):
-        return bool(v)
-    if isinstance(v, np.floating | float):
-        return round(float(v), 6)
-    if isinstance(v, np.integer):
-        return int(v)
-    return v
+def _column(a: np.ndarray) -> list[Any]:
+    """Array → list of JSON-ready Python values (floats rounded to 6 decimals)."""
+    if a.dtype.kind == "f":
+        return np.round(a, 6).tolist()  # type: ignore[no-any-return]
+    return a.tolist()  # type: ignore[no-any-return]
 
 
-def _rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _malformed(rng: np.random.Generator, model: str, ts: float, j: int) -> str:
-    kinds = [
-        '{"model": "%s", "request_id": "bad-%d", "timestamp": %r, "features": {' % (model, j, ts),
-        "not json at all",
-        orjson.dumps({"model": model, "request_id": f"bad-{j}", "timestamp": ts, "features": [1, 2],
-                      "prediction": 1}).decode(),
-        orjson.dumps({"model": model, "timestamp": ts, "features": {}, "prediction": 1}).decode(),
-        '{"model": "%s", "request_id": "bad-%d", "timestamp": %r, "features": {"x1": NaN}, "prediction": 1}'
-        % (model, j, ts),
-        orjson.dumps({"model": model, "request_id": f"bad-{j}", "timestamp": ts, "features": {},
-                      "prediction": 1, "latency_ms": -5}).decode(),
-        orjson.dumps({"model": model, "request_id": f"bad-{j}", "timestamp": ts, "features": {},
-                      "prediction": 1, "score": 1.7}).decode(),
-        orjson.dumps({"model": model, "request_id": f"bad-{j}", "timestamp": "yesterday", "features": {},
-                      "prediction": 1}).decode(),
-    ]
-    return kinds[int(rng.integers(0, len(kinds)))]
-
-
-def _mixed() -> tuple[Change, ...]:
-    return (Change("amount", "mean_shift", 4, 1.0), Change("latency", "latency_regression", 6, 3.0, end_window=8),
-            Change("errors", "error_burst", 8, 0.25, end_window=9), Change("accuracy", "accuracy_drop", 9, 0.3))
+def _concept() -> tuple[Change, ...]:
+    drop = sea_accuracy_drop(SEA_DRIFT_VARIANT, SEA_NOISE)
+    return (Change("accuracy", "concept_drift", 5, None, drop),)
 
 
 SCENARIOS: dict[str, ScenarioSpec] = {s.name: s for s in (
     ScenarioSpec("stable", "no change at all: every alarm is a false alarm"),
-    ScenarioSpec("sudden_shift", "x1 shifts by 0.5 sd and amount by 1 sd from window 4",
-                 changes=(Change("x1", "mean_shift", 4, 0.5), Change("amount", "mean_shift", 4, 1.0))),
-    ScenarioSpec("gradual", "x2's mean ramps up to +1 sd from window 3 to window 9",
-                 changes=(Change("x2", "gradual", 3, 1.0, end_window=9),)),
-    ScenarioSpec("seasonal", "x1 follows a 6-window cycle (amplitude 0.2 sd) also present in the reference: "
-                 "must not page", seasonal=0.2),
+    ScenarioSpec("sudden_shift", "x1 shifts by +0.5 sd and amount by +1 sd from window 4",
+                 changes=(Change("x1", "mean_shift", 4, None, 0.5), Change("amount", "mean_shift", 4, None, 1.0))),
+    ScenarioSpec("gradual", "x2's mean ramps linearly from window 3 to +1 sd at window 9, then stays",
+                 changes=(Change("x2", "gradual", 3, 9, 1.0),)),
+    ScenarioSpec("seasonal", "x1 follows a 6-window sinusoidal cycle (amplitude 0.2 sd) that the reference "
+                 "also contains (built from whole cycles): must not page",
+                 changes=(Change("x1", "seasonal", 0, None, 0.2),), seasonal=0.2),
     ScenarioSpec("new_category", "country 'BR', never seen in the reference, is 15% of traffic from window 5",
-                 changes=(Change("country", "new_category", 5, 0.15),)),
-    ScenarioSpec("concept_drift", "river SEA ConceptDriftStream: P(label|x) moves from concept 0 to concept 3 "
-                 "at window 5 while inputs stay put", concept=True,
-                 changes=(Change("accuracy", "concept_drift", 5, 3.0),)),
-    ScenarioSpec("score_drift", "scores shift by +1.5 logits from window 5 (prediction drift)",
-                 changes=(Change("__score__", "score_shift", 5, 1.5),)),
-    ScenarioSpec("latency_regression", "latency ×3 from window 6",
-                 changes=(Change("latency", "latency_regression", 6, 3.0),)),
-    ScenarioSpec("error_burst", "error rate 20% in windows 5–6 only",
-                 changes=(Change("errors", "error_burst", 5, 0.2, end_window=7),)),
-    ScenarioSpec("malformed_storm", "10% of lines are malformed (bad JSON, wrong types, NaN, missing fields, "
-                 "negative latency, score > 1)", malformed_share=0.1),
-    ScenarioSpec("multi_model", "3 models at 5/20/50 events/s (×rate/20); only 'churn' drifts (x3 +1 sd from "
-                 "window 4)", models=("fraud", "churn", "ranker"),
-                 rates={"fraud": 0.25, "churn": 1.0, "ranker": 2.5},
-                 changes=(Change("x3", "mean_shift", 4, 1.0, model="churn"),)),
-    ScenarioSpec("mixed", "end to end: amount +1 sd from window 4, latency ×3 in windows 6–7, 25% errors in "
+                 changes=(Change("category:country", "new_category", 5, None, 0.15),)),
+    ScenarioSpec("concept_drift", "river ConceptDriftStream over SEA (concept 0 → 3) at window 5: P(label|x) "
+                 "changes while inputs stay put; accuracy drops ~10 points", concept=True, changes=_concept()),
+    ScenarioSpec("score_drift", "scores shift by +1.5 logits from window 5 (score and prediction drift, "
+                 "inputs stable)",
+                 changes=(Change("__score__", "score_shift", 5, None, 1.5),
+                          Change("__prediction__", "score_shift", 5, None, 1.5))),
+    ScenarioSpec("latency_regression", "latency x3 from window 6",
+                 changes=(Change("latency", "latency_regression", 6, None, 3.0),)),
+    ScenarioSpec("error_burst", "error rate 20% in windows 5-6 only",
+                 changes=(Change("errors", "error_burst", 5, 6, 0.2),)),
+    ScenarioSpec("malformed_storm", "10% of prediction lines are malformed (bad JSON, wrong types, NaN, missing "
+                 "fields, negative latency, score > 1); 5% of valid ones carry an unknown field",
+                 malformed_share=0.1, extra_field_share=0.05),
+    ScenarioSpec("multi_model", "3 models at 5/20/50 events/s (at --rate 20); only 'churn' drifts (x3 +1 sd "
+                 "from window 4)", models=("fraud", "churn", "ranker"), rates=(0.25, 1.0, 2.5),
+                 changes=(Change("x3", "mean_shift", 4, None, 1.0, model="churn"),)),
+    ScenarioSpec("mixed", "end to end: amount +1 sd from window 4, latency x3 in windows 6-7, 25% errors in "
                  "window 8, 30% of labels flipped from window 9; age and device stay stable",
-                 changes=_mixed()),
+                 changes=(Change("amount", "mean_shift", 4, None, 1.0),
+                          Change("latency", "latency_regression", 6, 7, 3.0),
+                          Change("errors", "error_burst", 8, 8, 0.25),
+                          Change("accuracy", "accuracy_drop", 9, None, 0.3))),
 )}
 
 
 def get_scenario(name: str) -> ScenarioSpec:
+    """The scenario called ``name``; ``ValueError`` listing the known names otherwise."""
     try:
         return SCENARIOS[name]
     except KeyError:
         raise ValueError(f"unknown scenario {name!r}; choose from: {', '.join(SCENARIOS)}") from None
+
+
+def dump_line(item: dict[str, Any] | str) -> bytes:
+    """One JSON line (without newline) for an event dict, or a raw malformed line as-is."""
+    return item.encode() if isinstance(item, str) else orjson.dumps(item)
 
 
 def write_scenario(name: str, out: Path, *, seed: int = 0, windows: int = 12, window_s: float = 300.0,
@@ -306,19 +354,18 @@ def write_scenario(name: str, out: Path, *, seed: int = 0, windows: int = 12, wi
     spec = get_scenario(name)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("wb") as fh:
-        for item in spec.events(seed=seed, windows=windows, window_s=window_s, rate=rate, start=start):
-            fh.write(item.encode() if isinstance(item, str) else orjson.dumps(item))
-            fh.write(b"\n")
+        fh.writelines(dump_line(item) + b"\n" for item in spec.events(
+            seed=seed, windows=windows, window_s=window_s, rate=rate, start=start))
     truth_path = out.with_suffix(".truth.json")
-    truth_path.write_bytes(orjson.dumps(spec.truth(windows=windows, window_s=window_s, start=start, rate=rate,
-                                                   seed=seed), option=orjson.OPT_INDENT_2))
+    truth = spec.truth(windows=windows, window_s=window_s, start=start, rate=rate, seed=seed)
+    truth_path.write_bytes(orjson.dumps(truth, option=orjson.OPT_INDENT_2))
     return out, truth_path
 
 
 def write_reference_table(name: str, out_dir: Path, *, rows: int = 20_000, seed: int = 0) -> dict[str, Path]:
     """Per model, a CSV of the stable regime: ``out_dir/<model>.reference.csv``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {}
+    paths: dict[str, Path] = {}
     for model, frame in get_scenario(name).reference(rows=rows, seed=seed).items():
         path = out_dir / f"{model}.reference.csv"
         frame.to_csv(path, index=False)
