@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -22,6 +24,26 @@ def make_sink(settings: MonitorSettings):  # type: ignore[no-untyped-def]
     from monitor.adapters.lpfile import LineProtocolFileSink
 
     return LineProtocolFileSink(settings.lp_file or Path("driftline-metrics.lp"))
+
+
+def wait_for_broker(settings: MonitorSettings, attempt: Callable[[], None], log: logging.Logger,
+                    sleep: Callable[[float], None] = time.sleep) -> None:
+    """Retry ``attempt`` (topic creation: a real round trip) with backoff until the broker answers or
+    ``broker_wait`` runs out; every failure is logged with the broker address and the error."""
+    deadline = time.monotonic() + settings.broker_wait_s
+    delay = 0.5
+    while True:
+        try:
+            attempt()
+            return
+        except Exception as exc:
+            if time.monotonic() + delay > deadline:
+                raise SystemExit(f"error: Kafka at {settings.bootstrap_servers} unreachable for "
+                                 f"{settings.broker_wait}: {type(exc).__name__}: {exc}") from None
+            log.warning("event=broker_unreachable broker=%s retry_in_s=%.1f error=%r", settings.bootstrap_servers,
+                        delay, f"{type(exc).__name__}: {exc}"[:200])
+            sleep(delay)
+            delay = min(delay * 2, 10.0)
 
 
 def run_worker(settings: MonitorSettings) -> None:
@@ -48,10 +70,11 @@ def run_worker(settings: MonitorSettings) -> None:
     if not references and settings.warmup_events == 0:
         settings = settings.model_copy(update={"warmup_events": 2000})
         log.warning("event=no_reference warmup_events=2000 (each model's first events become its reference)")
-    create_topics(settings.bootstrap_servers, {
-        settings.predictions_topic: settings.partitions, settings.labels_topic: settings.partitions,
-        settings.checkpoint_topic: settings.partitions, settings.retraining_topic: settings.partitions,
-        settings.dlq_topic: settings.partitions}, settings.kafka_python_security())
+    topics = {settings.predictions_topic: settings.partitions, settings.labels_topic: settings.partitions,
+              settings.checkpoint_topic: settings.partitions, settings.retraining_topic: settings.partitions,
+              settings.dlq_topic: settings.partitions}
+    wait_for_broker(settings, lambda: create_topics(settings.bootstrap_servers, topics,
+                                                    settings.kafka_python_security()), log)
     notifier = build_dispatcher(
         webhook_url=settings.webhook_url, webhook_secret=settings.webhook_secret,
         alertmanager_url=settings.alertmanager_url, slack_webhook_url=settings.slack_webhook_url,

@@ -135,6 +135,8 @@ class MonitorSettings(BaseSettings):
     worker_name: str = Field(default_factory=lambda: os.uname().nodename)
     web_host: str = "127.0.0.1"
     web_port: int = 6066
+    #: how long `monitor run` keeps retrying an unreachable broker at start before giving up
+    broker_wait: str = "5m"
     session_timeout: str = "10s"
     rebalance_timeout: str = "10s"
     heartbeat_interval: str = "1s"
@@ -184,7 +186,7 @@ class MonitorSettings(BaseSettings):
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
 
     @field_validator("window", "allowed_lateness", "idle_timeout", "label_grace", "flush_interval",
-                     "repeat_interval", "session_timeout", "rebalance_timeout", "heartbeat_interval")
+                     "repeat_interval", "session_timeout", "rebalance_timeout", "heartbeat_interval", "broker_wait")
     @classmethod
     def _check_duration(cls, v: str) -> str:
         seconds = parse_duration(v)
@@ -218,6 +220,10 @@ class MonitorSettings(BaseSettings):
     @property
     def label_grace_s(self) -> float:
         return parse_duration(self.label_grace)
+
+    @property
+    def broker_wait_s(self) -> float:
+        return parse_duration(self.broker_wait)
 
     @property
     def flush_interval_s(self) -> float:

@@ -157,7 +157,7 @@ def kafka_ready(bootstrap: str) -> bool:
     """A real round trip: a metadata request answered by the broker."""
     from kafka import KafkaAdminClient
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000, bootstrap_timeout_ms=3000)
     try:
         admin.list_topics()
         return True
@@ -189,7 +189,8 @@ def create_topics(bootstrap: str, topics: Mapping[str, int], security: Mapping[s
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000, **dict(security or {}))
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000, bootstrap_timeout_ms=5000,
+                             **dict(security or {}))
     try:
         existing = set(admin.list_topics())
         for name, n in topics.items():
