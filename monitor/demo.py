@@ -14,7 +14,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,6 +23,8 @@ import typer
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+
+from monitor.adapters.health import scrape
 
 console = Console()
 
@@ -72,17 +73,7 @@ class _RetrainingSubscriber(threading.Thread):
 
 def _metric(url: str, name: str) -> float:
     """Sum of a Prometheus counter/gauge from the worker's /metrics (0 when unreachable)."""
-    try:
-        with urllib.request.urlopen(url, timeout=1) as resp:
-            text = resp.read().decode()
-    except OSError:
-        return 0.0
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name) and not line.startswith("#"):
-            with contextlib.suppress(ValueError, IndexError):
-                total += float(line.rsplit(" ", 1)[1])
-    return total
+    return scrape(url, name)
 
 
 @contextlib.contextmanager

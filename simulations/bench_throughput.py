@@ -17,7 +17,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from monitor.adapters.health import scrape
 from monitor.core.reference import build_profile
 from monitor.devservices import create_topics, free_port, start_kafka, start_victoriametrics
 
@@ -90,13 +90,7 @@ async def bare_consumer(bootstrap: str, topic: str, n: int) -> float:
 
 
 def _metric(port: int, name: str) -> float:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
-            text = r.read().decode()
-    except OSError:
-        return -1.0
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith(name) and not line.startswith("#"))
+    return scrape(f"http://127.0.0.1:{port}/metrics", name, default=-1.0)
 
 
 def _rss_mb(pid: int) -> float:

@@ -35,3 +35,30 @@ class WorkerMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def metric_sum(text: str, name: str) -> float:
+    """Sum of every sample of metric ``name`` (all label sets) in Prometheus text exposition.
+
+    >>> metric_sum('# HELP x\\nx_total{a="1"} 2.0\\nx_total{a="2"} 3.0\\nx_totals 9\\n', "x_total")
+    5.0
+    """
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and line[len(name):len(name) + 1] in ("{", " "):
+            try:
+                total += float(line.rsplit(" ", 1)[1])
+            except (ValueError, IndexError):
+                continue
+    return total
+
+
+def scrape(url: str, name: str, default: float = 0.0, timeout: float = 2.0) -> float:
+    """``metric_sum`` of a live ``/metrics`` endpoint; ``default`` when it cannot be reached."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - caller's URL
+            return metric_sum(resp.read().decode(), name)
+    except OSError:
+        return default

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from monitor.adapters.health import metric_sum
 from monitor.devservices import free_port
 
 
@@ -65,11 +66,7 @@ class Worker:
             return ""
 
     def metric(self, name: str) -> float:
-        total = 0.0
-        for line in self.metrics_text().splitlines():
-            if line.startswith(name) and not line.startswith("#"):
-                total += float(line.rsplit(" ", 1)[1])
-        return total
+        return metric_sum(self.metrics_text(), name)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
