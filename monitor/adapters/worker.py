@@ -155,7 +155,9 @@ def build_app(settings: MonitorSettings, references: dict[str, ReferenceProfile]
         broker_commit_interval=max(0.5, settings.flush_interval_s),
         web_enabled=True, web_host=settings.web_host, web_port=settings.web_port, web_bind=settings.web_host,
         store="memory://", table_cleanup_interval=3600.0,
-        stream_buffer_maxsize=max(4096, settings.batch_size * 2),
+        stream_buffer_maxsize=max(16_384, settings.batch_size * 4),
+        broker_max_poll_records=5_000,
+        consumer_max_fetch_size=8 * 1024 * 1024,
         producer_acks=-1,
         stream_wait_empty=False,  # unacked events of open windows are replayed by the next owner
     )
