@@ -131,8 +131,9 @@ def _evidently_flags(events: list[PredictionEvent], reference: Any, features: li
 
 
 def _score(score: Score, flags: dict[str, set[int]], truth: dict[str, Any], features: list[str], windows: int,
-           per_window_events: float) -> None:
-    changes = {c["target"]: c for c in truth["changes"]}
+           per_window_events: float, model: str) -> None:
+    changes = {c["target"].removeprefix("category:"): c for c in truth["changes"]
+               if c.get("model", model) == model and c["kind"] != "seasonal"}
     for f in features:
         got = {w for w in flags.get(f, set()) if 0 <= w < windows}
         change = changes.get(f)
@@ -178,9 +179,9 @@ def run(seeds: int = 3, windows: int = 12, rate: float = 10.0, window_s: float =
                 evidently_available = False
             for monitor_name, flags in results.items():
                 feats = features if monitor_name == "Driftline" else numeric
-                _score(scores[monitor_name], flags, truth, feats, windows, per_window)
+                _score(scores[monitor_name], flags, truth, feats, windows, per_window, model)
                 sc = Score()
-                _score(sc, flags, truth, feats, windows, per_window)
+                _score(sc, flags, truth, feats, windows, per_window, model)
                 per_scenario.setdefault(name, {}).setdefault(monitor_name, []).append(sc.as_dict())
     return {"overall": {k: v.as_dict() for k, v in scores.items()}, "by_scenario": per_scenario,
             "evidently": evidently_available, "seeds": seeds, "windows": windows, "rate": rate}
