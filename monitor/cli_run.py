@@ -19,8 +19,9 @@ def make_sink(settings: MonitorSettings):  # type: ignore[no-untyped-def]
     if settings.influx_url:
         from monitor.adapters.influx import InfluxSink
 
+        # few retries per flush: the worker's timer calls flush again every flush_interval anyway
         return InfluxSink(settings.influx_url, settings.influx_token, settings.influx_org, settings.influx_bucket,
-                          max_buffer_points=settings.sink_max_buffer_points)
+                          max_buffer_points=settings.sink_max_buffer_points, max_retries=2, max_backoff_s=5.0)
     from monitor.adapters.lpfile import LineProtocolFileSink
 
     return LineProtocolFileSink(settings.lp_file or Path("driftline-metrics.lp"))

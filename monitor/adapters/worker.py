@@ -73,10 +73,14 @@ class WorkerState:
     windows_closed: int = 0
     declared: frozenset[str] | None = None
     flush_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: windows closed by advance() whose points are not yet flushed
+    closed_pending: int = 0
+    #: >0 while checkpoints of newly assigned partitions are being read: observe nothing until restored
+    restoring: int = 0
 
     def process_buffer(self) -> None:
         """Decode and observe buffered events as one batch."""
-        if not self.buffer:
+        if not self.buffer or self.restoring:
             return
         batch, self.buffer = self.buffer, []
         s = self.settings
@@ -185,14 +189,19 @@ def build_app(settings: MonitorSettings, references: dict[str, ReferenceProfile]
             await _flush()
 
     async def _flush() -> None:
+        if state.restoring:
+            return  # never close a window before the partition's checkpoint is applied
         state.process_buffer()
         em = state.monitor.advance(now=time.time())
+        state.closed_pending += len(em.closed)
         try:
             if em.points:
                 state.sink.add(em.points)
                 metrics.points.inc(len(em.points))
             state.sink.add(_worker_points(state, em.points))
-            state.sink.flush()
+            # a blocking flush (retries with backoff while InfluxDB is down) must not stall the event loop:
+            # faust's heartbeats and the consumer keep running, and the group does not rebalance
+            await asyncio.get_running_loop().run_in_executor(None, state.sink.flush)
         except (SinkUnavailable, BufferFull) as exc:
             metrics.sink_errors.inc()
             metrics.sink_up.set(0)
@@ -205,8 +214,9 @@ def build_app(settings: MonitorSettings, references: dict[str, ReferenceProfile]
             log.info("event=consumption_resumed")
         state.paused = False
         metrics.paused.set(0)
-        metrics.windows_closed.inc(len(em.closed))
-        state.windows_closed += len(em.closed)
+        metrics.windows_closed.inc(state.closed_pending)  # including windows closed during an outage
+        state.windows_closed += state.closed_pending
+        state.closed_pending = 0
         if em.alerts and state.notifier is not None:
             state.notifier.notify(em.alerts)
             for a in em.alerts:
@@ -244,10 +254,14 @@ def build_app(settings: MonitorSettings, references: dict[str, ReferenceProfile]
         if not mine:
             return
         loop = asyncio.get_running_loop()
-        restored = await loop.run_in_executor(None, read_checkpoints, settings, mine)
-        for model, closed_until in restored.items():
-            state.monitor.restore(model, closed_until)
-            state.checkpointed[model] = closed_until
+        state.restoring += 1
+        try:
+            restored = await loop.run_in_executor(None, read_checkpoints, settings, mine)
+            for model, closed_until in restored.items():
+                state.monitor.restore(model, closed_until)
+                state.checkpointed[model] = closed_until
+        finally:
+            state.restoring -= 1
         if restored:
             log.info("event=checkpoints_restored partitions=%s models=%d", sorted(mine), len(restored))
 
