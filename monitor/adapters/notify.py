@@ -180,13 +180,18 @@ class AlertDispatcher:
         log.error("event=notify_dropped reason=%s alerts=%d", why, n)
 
     def notify_sync(self, alerts: Sequence[Alert]) -> None:
-        """Route, dedupe and deliver ``alerts`` in the caller's thread (retries included)."""
+        """Route, dedupe and deliver ``alerts`` in the caller's thread (retries included).
+
+        A batch can hold an alert's firing *and* its resolved transition (a backlog closes several windows
+        in one flush): it is delivered in segments, in order, so the resolved is sent after its firing.
+        """
         with self._deliver_lock:
-            now = self.clock()
-            for name, receiver in self.receivers.items():
-                due = self._due(name, [a for a in alerts if self._routed(name, a)], now)
-                if due:
-                    self._deliver(name, receiver, due, repeat=False)
+            for segment in _segments(alerts):
+                now = self.clock()
+                for name, receiver in self.receivers.items():
+                    due = self._due(name, [a for a in segment if self._routed(name, a)], now)
+                    if due:
+                        self._deliver(name, receiver, due, repeat=False)
 
     def tick(self) -> None:
         """Re-send firing alerts whose last delivery is at least ``repeat_interval_s`` old."""
@@ -475,3 +480,16 @@ def build_dispatcher(
     if pagerduty_routing_key:
         cfg["pagerduty"] = [{"routing_key": pagerduty_routing_key, "severities": ["critical"]}]
     return build_dispatcher_from_config(cfg, webhook_url, webhook_secret, client=client)
+
+
+def _segments(alerts: Sequence[Alert]) -> list[list[Alert]]:
+    """Split a batch so that no segment holds two transitions of the same fingerprint (order kept)."""
+    out: list[list[Alert]] = [[]]
+    seen: set[str] = set()
+    for a in alerts:
+        if a.fingerprint in seen:
+            out.append([])
+            seen = set()
+        out[-1].append(a)
+        seen.add(a.fingerprint)
+    return [seg for seg in out if seg]

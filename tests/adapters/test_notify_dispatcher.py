@@ -235,3 +235,26 @@ def test_build_dispatcher_flat_settings():
     assert d is not None and [r.receiver.name for r in d.routes] == ["webhook", "pagerduty"]
     assert d.routes[1].severities == {"critical"} and d.repeat_interval_s == 60
     d.close()
+
+
+def test_firing_and_resolved_in_one_batch_are_both_delivered_in_order():
+    """A backlog can close the window that fires an alert and the one that resolves it in one flush."""
+    import httpx
+    import orjson
+
+    from monitor.adapters.notify import AlertDispatcher, Route, WebhookReceiver
+    from monitor.types import Alert
+
+    bodies = []
+
+    def handler(request):
+        bodies.append(orjson.loads(request.content))
+        return httpx.Response(200)
+
+    labels = {"alertname": "LatencyRegression", "model": "m", "metric": "p95", "severity": "critical"}
+    ann = {"summary": "s", "description": "d", "value": "1", "threshold": "1"}
+    firing = Alert(labels, ann, "firing", 70.0)
+    resolved = Alert(labels, ann, "resolved", 70.0, 100.0)
+    d = AlertDispatcher([Route(WebhookReceiver("http://x", client=httpx.Client(transport=httpx.MockTransport(handler))))])
+    d.notify_sync([firing, resolved])
+    assert [b["status"] for b in bodies] == ["firing", "resolved"]

@@ -78,8 +78,11 @@ def test_retraining_event_reaches_a_subscriber(run):
 
 def test_webhook_signed_firing_then_resolved(run):
     server = run["server"]
-    wait_for(lambda: any(a["labels"]["alertname"] == "LatencyRegression" and a["status"] == "resolved"
-                         for a in server.alerts()), timeout=30)
+    try:
+        wait_for(lambda: any(a["labels"]["alertname"] == "LatencyRegression" and a["status"] == "resolved"
+                             for a in server.alerts()), timeout=30)
+    except TimeoutError:
+        raise AssertionError([(a["labels"]["alertname"], a["status"], a["startsAt"]) for a in server.alerts()]) from None
     statuses = [(a["labels"]["alertname"], a["status"]) for a in server.alerts()]
     assert ("LatencyRegression", "firing") in statuses and ("FeatureDrift", "firing") in statuses
     assert statuses.index(("LatencyRegression", "firing")) < statuses.index(("LatencyRegression", "resolved"))
