@@ -120,21 +120,15 @@ def replay(
     out.print(f"wrote {out_dir}/metrics.lp, alerts.jsonl, retraining.jsonl, dlq.jsonl")
 
 
-def _register_optional() -> None:
-    """Commands whose modules live beside this one (simulate, run, dashboards, demo)."""
-    import importlib
+def _register_commands() -> None:
+    """Commands defined beside this module (simulate, run, dashboards, demo, report)."""
+    from monitor import cli_dashboards, cli_run, cli_simulate, demo, report
 
-    for module in ("monitor.cli_simulate", "monitor.cli_run", "monitor.cli_dashboards", "monitor.demo", "monitor.report"):
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
-        mod.register(app)
+    for module in (cli_simulate, cli_run, cli_dashboards, demo, report):
+        module.register(app)
 
 
-_register_optional()
+_register_commands()
 
 
 def main() -> None:

@@ -294,7 +294,7 @@ class WindowState:
         """Bytes held by the mergeable state (bin counts and sketches)."""
         total = sum(a.nbytes for a in (self.num_counts, self.num_missing, self.num_oor, self.cat_counts,
                                        self.cat_missing, self.cat_unseen) if a is not None)
-        total += self.latency.nbytes() if hasattr(self.latency, "nbytes") else 0
+        total += self.latency.nbytes()
         if self.raw is not None:
             total += sum(a.nbytes for col in self.raw for a in col)
         return total
