@@ -61,10 +61,16 @@ class NumericProfile:
             raise ValueError(f"feature {name!r}: edges must be strictly increasing")
         if starts.size == 0 or starts[0] != 0 or np.any(np.diff(starts) <= 0) or starts[-1] >= props.size:
             raise ValueError(f"feature {name!r}: psi_starts must start at 0 and increase within the bins")
+        _check_proportions(name, props)
+        sample = np.asarray(d["ks_sample"], dtype=np.float64)
+        if sample.ndim != 1 or sample.size == 0 or not np.all(np.isfinite(sample)):
+            raise ValueError(f"feature {name!r}: ks_sample must be a non-empty list of finite numbers")
+        if not np.all(np.isfinite(edges)):
+            raise ValueError(f"feature {name!r}: edges must be finite")
         return cls(name=name, edges=edges, proportions=props, psi_starts=starts, count=int(d["count"]),
                    missing_rate=float(d["missing_rate"]), min=float(d["min"]), max=float(d["max"]),
                    mean=float(d["mean"]), std=float(d["std"]),
-                   ks_sample=np.sort(np.asarray(d["ks_sample"], dtype=np.float64)),
+                   ks_sample=np.sort(sample),
                    discrete=bool(d["discrete"]))
 
 
@@ -89,10 +95,18 @@ class CategoricalProfile:
         props = np.asarray(d["proportions"], dtype=np.float64)
         if props.shape != (len(cats) + 1,):
             raise ValueError(f"feature {d['name']!r}: proportions must have len(categories)+1 entries")
+        if len(set(cats)) != len(cats):
+            raise ValueError(f"feature {d['name']!r}: categories must be distinct")
+        _check_proportions(str(d["name"]), props)
         return cls(str(d["name"]), cats, props, int(d["count"]), float(d["missing_rate"]))
 
 
 Profile = NumericProfile | CategoricalProfile
+
+
+def _check_proportions(name: str, props: np.ndarray) -> None:
+    if not np.all(np.isfinite(props)) or np.any(props < 0) or abs(float(props.sum()) - 1.0) > 1e-6:
+        raise ValueError(f"feature {name!r}: proportions must be non-negative and sum to 1")
 
 
 def _profile_from_dict(d: Mapping[str, Any]) -> Profile:
@@ -142,6 +156,8 @@ class ReferenceProfile:
             categorical = {p["name"]: CategoricalProfile.from_dict(p) for p in d["categorical"]}
             pred = _profile_from_dict(d["prediction"]) if d.get("prediction") else None
             score = NumericProfile.from_dict(d["score"]) if d.get("score") else None
+            if d.get("score") and d["score"].get("kind") != "numeric":
+                raise ValueError("the score profile must be numeric")
             task = d.get("task")
             if task not in (None, "classification", "regression"):
                 raise ValueError(f"unknown task {task!r}")
@@ -150,6 +166,8 @@ class ReferenceProfile:
                        performance={str(k): float(v) for k, v in (d.get("performance") or {}).items()})
         except KeyError as exc:
             raise ValueError(f"reference profile is missing key {exc.args[0]!r}") from None
+        except (TypeError, AttributeError) as exc:
+            raise ValueError(f"reference profile has a malformed entry ({exc})") from None
 
     def save(self, path: Path | str) -> None:
         Path(path).write_bytes(orjson.dumps(self.to_dict(), option=orjson.OPT_SERIALIZE_NUMPY))
@@ -168,33 +186,63 @@ class ReferenceProfile:
 
 # -- reading tables ---------------------------------------------------------------------------------
 def read_table(path: str | Path) -> pd.DataFrame:
-    """CSV, Parquet or JSON lines (flat rows, or prediction events whose ``features`` get flattened)."""
+    """Read reference rows from CSV (``.csv``/``.tsv``), Parquet (``.parquet``/``.pq``) or JSON lines.
+
+    JSON lines (``.jsonl``/``.ndjson``/``.json``; a ``.json`` file may also hold one JSON array) may be
+    flat rows or events in the CONTRACT §1 shape. A prediction event
+    ``{"features": {...}, "prediction": ..., "score": ..., "label": ...}`` becomes one row: its features
+    become columns and ``prediction``/``score``/``label`` are kept (plus ``request_id``, which
+    :func:`build_profile` ignores). A label event (``label`` and ``request_id`` but neither ``features``
+    nor ``prediction``) is joined onto the prediction row with the same ``request_id``; labels with no
+    matching prediction are dropped.
+
+    Raises
+    ------
+    ValueError
+        On an unknown suffix or a line that is not a JSON object (the message names the line).
+    """
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix in (".csv", ".tsv"):
         return pd.read_csv(p, sep="\t" if suffix == ".tsv" else ",")
     if suffix in (".parquet", ".pq"):
         return pd.read_parquet(p)
-    if suffix in (".jsonl", ".ndjson", ".json"):
-        rows = []
-        with p.open("rb") as fh:
-            for i, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = orjson.loads(line)
-                except orjson.JSONDecodeError as exc:
-                    raise ValueError(f"line {i}: invalid JSON ({exc})") from None
-                if not isinstance(obj, dict):
-                    raise ValueError(f"line {i}: expected a JSON object")
-                if "label" in obj and "features" not in obj and "prediction" not in obj:
-                    continue  # a label event on its own: not a reference row
-                feats = obj.pop("features", None)
-                if isinstance(feats, dict):
-                    obj = {**feats, **{k: v for k, v in obj.items() if k in OUTPUTS}}
-                rows.append(obj)
-        return pd.DataFrame(rows)
-    raise ValueError(f"unsupported file type {p.suffix!r}: use .csv, .parquet or .jsonl")
+    if suffix not in (".jsonl", ".ndjson", ".json"):
+        raise ValueError(f"unsupported file type {p.suffix!r}: use .csv, .parquet or .jsonl")
+    raw = p.read_bytes()
+    if suffix == ".json" and raw.lstrip().startswith(b"["):
+        try:
+            objs: list[Any] = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise ValueError(f"{p}: invalid JSON ({exc})") from None
+        numbered = list(enumerate(objs, 1))
+    else:
+        numbered = []
+        for i, line in enumerate(raw.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                numbered.append((i, orjson.loads(line)))
+            except orjson.JSONDecodeError as exc:
+                raise ValueError(f"{p}: line {i}: invalid JSON ({exc})") from None
+    rows: list[dict[str, Any]] = []
+    labels: dict[str, Any] = {}
+    for i, obj in numbered:
+        if not isinstance(obj, dict):
+            raise ValueError(f"{p}: line {i}: expected a JSON object")
+        if "label" in obj and "features" not in obj and "prediction" not in obj and "request_id" in obj:
+            labels[str(obj["request_id"])] = obj["label"]  # a label event: joined below
+            continue
+        feats = obj.get("features")
+        if isinstance(feats, dict):
+            keep = {k: v for k, v in obj.items() if k in OUTPUTS or k == "request_id"}
+            obj = {**feats, **keep}
+        rows.append(obj)
+    table = pd.DataFrame(rows)
+    if labels and "request_id" in table:
+        joined = table["request_id"].astype(str).map(labels)
+        table["label"] = table["label"].where(table["label"].notna(), joined) if "label" in table else joined
+    return table
 
 
 # -- building --------------------------------------------------------------------------------------
@@ -226,14 +274,17 @@ def numeric_profile(name: str, values: np.ndarray, total: int, *, fine_bins: int
     distinct = np.unique(v)
     discrete = distinct.size <= fine_bins
     if discrete:
-        edges = distinct[1:] if distinct.size > 1 else distinct  # one bin per value; constant: (-inf,c),[c,inf)
+        # one bin per value: bin 0 = (-inf, d1) holds d0; a constant c gets edges [c]: (-inf, c), [c, inf)
+        edges = distinct[1:] if distinct.size > 1 else distinct
         quantile_edges = np.unique(np.quantile(v, np.arange(1, psi_bins) / psi_bins, method="higher"))
         coarse = quantile_edges[np.isin(quantile_edges, edges)]
     else:
-        edges = np.unique(np.quantile(v, np.arange(1, fine_bins) / fine_bins))
-        coarse_targets = np.quantile(v, np.arange(1, psi_bins) / psi_bins)
-        # coarse boundaries: the fine edge nearest each decile
-        coarse = np.unique(edges[np.clip(np.searchsorted(edges, coarse_targets), 0, edges.size - 1)])
+        fine_q = np.quantile(v, np.arange(1, fine_bins) / fine_bins)
+        edges = np.unique(fine_q)
+        # coarse boundary j = the fine quantile whose level k/fine_bins is nearest j/psi_bins (exactly
+        # the reference decile when psi_bins divides fine_bins); it is a fine edge by construction
+        k = np.rint(np.arange(1, psi_bins) * fine_bins / psi_bins).astype(np.int64) - 1
+        coarse = np.unique(fine_q[k])
     counts = np.bincount(np.searchsorted(edges, v, side="right"), minlength=edges.size + 1)
     props = counts / v.size
     starts = np.concatenate([[0], np.searchsorted(edges, coarse, side="left") + 1]).astype(np.int64)
@@ -252,7 +303,10 @@ def numeric_profile(name: str, values: np.ndarray, total: int, *, fine_bins: int
 def categorical_profile(name: str, values: pd.Series, total: int, *, max_categories: int = 200) -> CategoricalProfile:
     """Profile of one categorical column; categories beyond ``max_categories`` fold into the unseen bucket."""
     present = values.dropna()
-    freq = present.value_counts()
+    counted = present.value_counts()
+    # most frequent first; ties broken by name so the profile does not depend on row order
+    order = sorted(range(counted.size), key=lambda i: (-int(counted.iloc[i]), str(counted.index[i])))
+    freq = counted.iloc[order]
     n = int(present.size)
     kept = freq.iloc[:max_categories]
     other = int(freq.iloc[max_categories:].sum())
@@ -274,6 +328,11 @@ def _task(pred: pd.Series | None, label: pd.Series | None) -> Literal["classific
     return "regression"
 
 
+#: binary class vocabulary (the same one the window aggregator uses for positive/negative)
+_BINARY = {"1": True, "true": True, "yes": True, "positive": True, "pos": True,
+           "0": False, "false": False, "no": False, "negative": False, "neg": False}
+
+
 def _performance(pred: pd.Series, label: pd.Series, task: str | None) -> dict[str, float]:
     ok = pred.notna() & label.notna()
     if not ok.any():
@@ -284,9 +343,10 @@ def _performance(pred: pd.Series, label: pd.Series, task: str | None) -> dict[st
         return {"mae": float(np.abs(err).mean()), "rmse": float(np.sqrt((err ** 2).mean()))}
     ps, ys = _categorical_values(p), _categorical_values(y)
     out = {"accuracy": float((ps == ys).mean())}
-    if set(ps.unique()) | set(ys.unique()) <= {"0", "1", "true", "false"}:
-        pos_p = ps.isin(["1", "true"])
-        pos_y = ys.isin(["1", "true"])
+    bp, by = ps.str.strip().str.lower().map(_BINARY), ys.str.strip().str.lower().map(_BINARY)
+    if bp.notna().all() and by.notna().all():
+        pos_p = bp.astype(bool)
+        pos_y = by.astype(bool)
         tp = float((pos_p & pos_y).sum())
         precision = tp / pos_p.sum() if pos_p.sum() else 0.0
         recall = tp / pos_y.sum() if pos_y.sum() else 0.0
@@ -302,10 +362,55 @@ def build_profile(model: str, table: pd.DataFrame, *, fine_bins: int = 100, psi_
 
     Columns ``score``, ``prediction`` and ``label`` are model outputs; ``request_id``, ``timestamp``,
     ``model``, ``model_version``, ``latency_ms`` and ``error`` are ignored; every other column is a
-    feature — bool/string columns categorical, numeric columns numeric.
+    feature — bool/string/object columns categorical (bools as ``"true"``/``"false"``, integral floats
+    as integers: ``1.0`` → ``"1"``), numeric columns numeric. A column with no finite value at all is
+    left out (its type is unknown); otherwise NaN and ±inf count as missing.
+
+    Numeric fine edges are the reference quantiles at ``k/fine_bins`` (deduplicated); a feature with
+    at most ``fine_bins`` distinct values gets one bin per value instead (``discrete``), a constant
+    ``c`` the single edge ``[c]``. The coarse PSI bins group fine bins at the reference quantiles
+    ``j/psi_bins``. ``task`` is ``"classification"`` when the prediction or label is a string/bool
+    or both are integers with at most 20 classes, else ``"regression"``; ``performance`` is computed
+    on rows with both prediction and label (accuracy, plus precision/recall/f1 when every value is
+    binary-looking; or mae/rmse).
+
+    Parameters
+    ----------
+    model : str
+        Model name.
+    table : pandas.DataFrame
+        Reference rows (see :func:`read_table`).
+    fine_bins, psi_bins : int
+        Fine quantile bins for KS/Wasserstein/window counts, coarse bins for PSI (``2 <= psi_bins <=
+        fine_bins``).
+    ks_sample_size : int
+        At most this many evenly spaced order statistics are kept for exact KS.
+    max_categories : int
+        Most frequent categories kept per categorical feature; the rest fold into the unseen bucket.
+    built_at : str, optional
+        RFC 3339 build time (default: now).
+
+    Raises
+    ------
+    ValueError
+        On bad arguments or an empty table.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"x": [1.0, 2.0, 2.0, 3.0], "c": ["a", "b", "a", None]})
+    >>> p = build_profile("m", t, built_at="2026-01-01T00:00:00Z")
+    >>> p.numeric["x"].edges.tolist(), p.numeric["x"].proportions.tolist(), p.numeric["x"].discrete
+    ([2.0, 3.0], [0.25, 0.5, 0.25], True)
+    >>> p.categorical["c"].categories, p.categorical["c"].proportions.round(3).tolist()
+    (('a', 'b'), [0.667, 0.333, 0.0])
     """
-    if fine_bins < 2 or psi_bins < 2 or psi_bins > fine_bins:
-        raise ValueError("need 2 <= psi_bins <= fine_bins")
+    if not (isinstance(fine_bins, int) and isinstance(psi_bins, int)) or not 2 <= psi_bins <= fine_bins:
+        raise ValueError(f"need integers 2 <= psi_bins <= fine_bins, got psi_bins={psi_bins!r}, "
+                         f"fine_bins={fine_bins!r}")
+    if ks_sample_size < 1:
+        raise ValueError(f"ks_sample_size must be >= 1, got {ks_sample_size!r}")
+    if max_categories < 1:
+        raise ValueError(f"max_categories must be >= 1, got {max_categories!r}")
     if len(table) == 0:
         raise ValueError("the reference table has no rows")
     total = len(table)
@@ -317,13 +422,15 @@ def build_profile(model: str, table: pd.DataFrame, *, fine_bins: int = 100, psi_
             continue
         s = table[col]
         if s.isna().all():
-            continue  # nothing to learn from an all-missing column
+            continue  # nothing to learn from an all-missing column (its type is unknown, too)
         if _is_categorical(s.dropna()):
             categorical[name] = categorical_profile(name, _categorical_values(s), total,
                                                     max_categories=max_categories)
         else:
             vals = s.to_numpy(dtype=np.float64, na_value=np.nan)
-            numeric[name] = numeric_profile(name, vals[~np.isnan(vals)], total, fine_bins=fine_bins,
+            if not np.isfinite(vals).any():
+                continue  # only NaN/inf: as good as all-missing
+            numeric[name] = numeric_profile(name, vals[np.isfinite(vals)], total, fine_bins=fine_bins,
                                             psi_bins=psi_bins, ks_sample_size=ks_sample_size)
     pred_col = table.get("prediction")
     label_col = table.get("label")
@@ -331,7 +438,8 @@ def build_profile(model: str, table: pd.DataFrame, *, fine_bins: int = 100, psi_
     if pred_col is not None and pred_col.notna().any():
         pc = pred_col.dropna()
         if _is_categorical(pc):
-            prediction = categorical_profile("__prediction__", _categorical_values(pred_col), total)
+            prediction = categorical_profile("__prediction__", _categorical_values(pred_col), total,
+                                             max_categories=max_categories)
         else:
             prediction = numeric_profile("__prediction__", pc.to_numpy(dtype=np.float64), total,
                                          fine_bins=fine_bins, psi_bins=psi_bins, ks_sample_size=ks_sample_size)
