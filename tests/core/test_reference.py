@@ -8,7 +8,6 @@ import pytest
 
 from monitor.core.binning import FeatureBinner
 from monitor.core.reference import FORMAT_VERSION, ReferenceProfile, build_profile, read_table
-from monitor.core.sketch import LatencySketch
 
 TABLE = pd.DataFrame({
     "amount": np.arange(1, 1001, dtype=float),
@@ -39,7 +38,10 @@ def test_golden_profile():
     country = p.categorical["country"]
     assert country.categories == ("US", "DE") and country.missing_rate == pytest.approx(0.1)
     assert country.proportions.tolist() == pytest.approx([600 / 900, 300 / 900, 0.0])
-    assert p.categorical["flag"].categories in (("true", "false"), ("false", "true"))
+    assert p.categorical["flag"].categories == ("false", "true")  # tie: by name
+    assert p.categorical["flag"].proportions.tolist() == [0.5, 0.5, 0.0]
+    assert "empty" not in p.numeric and "empty" not in p.categorical  # all-missing: left out
+    assert "request_id" not in p.categorical
     assert p.task == "classification" and p.performance["accuracy"] == pytest.approx(0.9)
     assert p.score is not None and p.prediction is not None
 
@@ -95,17 +97,131 @@ def test_save_load_round_trip_and_version_check(tmp_path):
         ReferenceProfile.load(path)
 
 
-def test_sketch_quantiles_within_one_percent_and_merge():
+def test_constant_feature_bins_and_coarse_bins():
+    p = build_profile("m", pd.DataFrame({"c": [3.0] * 10}))
+    c = p.numeric["c"]
+    assert c.discrete and c.edges.tolist() == [3.0] and c.proportions.tolist() == [0.0, 1.0]
+    assert c.psi_starts.tolist() in ([0], [0, 1])
+    assert (c.min, c.max, c.std, c.count, c.missing_rate) == (3.0, 3.0, 0.0, 10, 0.0)
+
+
+def test_continuous_psi_bins_are_the_reference_deciles():
     rng = np.random.default_rng(0)
-    a, b = rng.lognormal(3, 1, 5000), rng.lognormal(4, 0.5, 3000)
-    s1, s2 = LatencySketch(), LatencySketch()
-    s1.add(a)
-    s2.add(b)
-    m = s1.merge(s2)
-    both = np.concatenate([a, b])
-    for q in (0.5, 0.9, 0.95, 0.99):
-        exact = np.percentile(both, q * 100, method="lower")
-        assert abs(m.quantile(q) - exact) <= 0.0101 * exact
-    assert m.count == both.size and m.max == both.max()
-    assert m.mean == pytest.approx(both.mean(), rel=1e-6)
-    assert LatencySketch.from_dict(m.to_dict()).quantile(0.9) == m.quantile(0.9)
+    v = rng.normal(size=100_000)
+    p = build_profile("m", pd.DataFrame({"x": v}), fine_bins=100, psi_bins=10, ks_sample_size=1000)
+    x = p.numeric["x"]
+    assert not x.discrete and x.edges.size == 99 and np.all(np.diff(x.edges) > 0)
+    assert x.psi_starts.tolist() == list(range(0, 100, 10))
+    assert np.add.reduceat(x.proportions, x.psi_starts) == pytest.approx(np.full(10, 0.1), abs=1e-9)
+    assert x.ks_sample.size == 1000 and x.ks_sample[0] == v.min() and x.ks_sample[-1] == v.max()
+    assert np.all(np.diff(x.ks_sample) >= 0)
+
+
+def test_discrete_feature_gets_one_bin_per_value_and_decile_groups():
+    v = np.repeat([0.0, 1.0, 2.0, 5.0], [10, 50, 30, 10])
+    x = build_profile("m", pd.DataFrame({"x": v})).numeric["x"]
+    assert x.discrete and x.edges.tolist() == [1.0, 2.0, 5.0]
+    assert x.proportions.tolist() == [0.1, 0.5, 0.3, 0.1]
+    assert np.searchsorted(x.edges, [0.0, 1.0, 2.0, 5.0], side="right").tolist() == [0, 1, 2, 3]
+    assert x.psi_starts[0] == 0 and np.all(np.diff(x.psi_starts) > 0) and x.psi_starts[-1] <= 3
+
+
+def test_nan_and_inf_are_missing_and_an_all_inf_column_is_dropped():
+    t = pd.DataFrame({"x": [1.0, np.nan, np.inf, 2.0], "y": [np.inf, -np.inf, np.nan, np.nan]})
+    p = build_profile("m", t)
+    assert p.numeric["x"].missing_rate == 0.5 and p.numeric["x"].count == 2
+    assert "y" not in p.numeric
+
+
+def test_max_categories_folds_rare_categories_into_the_unseen_bucket():
+    t = pd.DataFrame({"c": ["a"] * 5 + ["b"] * 3 + ["c"] * 1 + ["d"] * 1})
+    c = build_profile("m", t, max_categories=2).categorical["c"]
+    assert c.categories == ("a", "b")
+    assert c.proportions.tolist() == pytest.approx([0.5, 0.3, 0.2])
+
+
+def test_unseen_categories_in_a_window_go_to_the_last_slot():
+    p = build_profile("m", pd.DataFrame({"c": ["a", "b", "a"]}))
+    b = FeatureBinner(p)
+    counts, missing, unseen = b.categorical_counts([["a", "zzz", None, "b", "yyy"]])
+    assert counts[0].tolist()[:3] == [1, 1, 2] and missing.tolist() == [1] and unseen.tolist() == [2]
+
+
+def test_regression_task_and_metrics():
+    t = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "prediction": [1.5, 2.5, 2.0, 4.0],
+                      "label": [1.0, 2.0, 3.0, 4.0]})
+    p = build_profile("m", t)
+    assert p.task == "regression"
+    assert p.performance == pytest.approx({"mae": 0.5, "rmse": np.sqrt(1.5 / 4)})
+
+
+def test_string_classification_without_binary_metrics_and_categorical_prediction():
+    t = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "prediction": ["cat", "dog", "cat", "bird"],
+                      "label": ["cat", "dog", "dog", None]})
+    p = build_profile("m", t)
+    assert p.task == "classification" and p.performance == pytest.approx({"accuracy": 2 / 3})
+    assert p.prediction is not None and getattr(p.prediction, "categories", None) == ("cat", "bird", "dog")
+    assert FeatureBinner(p).categorical_names == ("__prediction__",)
+
+
+def test_no_outputs_gives_no_task():
+    p = build_profile("m", pd.DataFrame({"x": [1.0, 2.0]}))
+    assert p.task is None and p.performance == {} and p.prediction is None and p.score is None
+
+
+@pytest.mark.parametrize("kwargs", [{"fine_bins": 1}, {"psi_bins": 200}, {"ks_sample_size": 0},
+                                    {"max_categories": 0}])
+def test_bad_build_arguments(kwargs):
+    with pytest.raises(ValueError):
+        build_profile("m", TABLE, **kwargs)
+
+
+def test_jsonl_label_events_are_joined_and_json_arrays_read(tmp_path):
+    events = [
+        {"model": "m", "request_id": "a", "timestamp": 1, "features": {"x": 1.0}, "prediction": 1},
+        {"model": "m", "request_id": "b", "timestamp": 1, "features": {"x": 2.0}, "prediction": 0},
+        {"model": "m", "request_id": "a", "timestamp": 2, "label": 1},
+        {"model": "m", "request_id": "zz", "timestamp": 2, "label": 0},
+    ]
+    path = tmp_path / "ev.jsonl"
+    path.write_text("\n".join(json.dumps(e) for e in events) + "\n\n")
+    t = read_table(path)
+    assert len(t) == 2 and t["label"].tolist()[0] == 1 and pd.isna(t["label"].tolist()[1])
+    assert build_profile("m", t).performance["accuracy"] == 1.0
+    arr = tmp_path / "rows.json"
+    arr.write_text(json.dumps([{"x": 1, "c": "a"}, {"x": 2, "c": "b"}]))
+    assert read_table(arr).shape == (2, 2)
+
+
+def test_reader_errors_name_the_problem(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"x": 1}\n[1, 2]\n')
+    with pytest.raises(ValueError, match="line 2"):
+        read_table(bad)
+    with pytest.raises(ValueError, match="unsupported file type"):
+        read_table(tmp_path / "x.xlsx")
+
+
+def test_from_dict_rejects_bad_shapes_and_missing_keys():
+    d = build_profile("m", TABLE).to_dict()
+    broken = json.loads(json.dumps(d))
+    broken["numeric"][0]["proportions"] = broken["numeric"][0]["proportions"][:-1]
+    with pytest.raises(ValueError, match="len\\(edges\\)\\+1"):
+        ReferenceProfile.from_dict(broken)
+    broken = json.loads(json.dumps(d))
+    del broken["rows"]
+    with pytest.raises(ValueError, match="missing key 'rows'"):
+        ReferenceProfile.from_dict(broken)
+    broken = json.loads(json.dumps(d))
+    broken["categorical"][0]["proportions"] = [2.0] * len(broken["categorical"][0]["proportions"])
+    with pytest.raises(ValueError, match="sum to 1"):
+        ReferenceProfile.from_dict(broken)
+    with pytest.raises(ValueError, match="JSON object"):
+        ReferenceProfile.from_dict([])  # type: ignore[arg-type]
+
+
+def test_round_trip_is_exact(tmp_path):
+    p = build_profile("m", TABLE, built_at="2026-01-01T00:00:00Z")
+    p.save(tmp_path / "p.json")
+    q = ReferenceProfile.load(tmp_path / "p.json")
+    assert q.to_dict() == p.to_dict()
