@@ -86,6 +86,22 @@ class Layout:
         return p
 
 
+def score_and_threshold(method: str, where: str, group: str) -> list[dict[str, Any]]:
+    """A method's per-feature score plus the threshold the service applied (drawn dashed by THRESHOLD_OVERRIDE)."""
+    return [target(f'SELECT max("score") FROM "drift" WHERE {where} AND "method" = \'{method}\' AND $timeFilter '
+                   f'{group}', alias="$tag_feature"),
+            target(f'SELECT max("threshold") FROM "drift" WHERE {where} AND "method" = \'{method}\' AND $timeFilter '
+                   'GROUP BY time($__interval) fill(none)', ref="B", alias="threshold")]
+
+
+THRESHOLD_OVERRIDE: dict[str, Any] = {"fieldConfig": {
+    "defaults": {"custom": {"thresholdsStyle": {"mode": "area"}}},
+    "overrides": [{"matcher": {"id": "byName", "options": "threshold"}, "properties": [
+        {"id": "color", "value": {"mode": "fixed", "fixedColor": "red"}},
+        {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}},
+        {"id": "custom.lineWidth", "value": 2}]}]}}
+
+
 def dashboard(uid: str, title: str, panels: list[dict[str, Any]], variables: list[dict[str, Any]],
               annotations: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {"uid": uid, "title": title, "tags": ["driftline"], "timezone": "utc", "schemaVersion": 39,
@@ -95,14 +111,22 @@ def dashboard(uid: str, title: str, panels: list[dict[str, Any]], variables: lis
                 {"type": "dashboards", "tags": ["driftline"], "asDropdown": True, "title": "Driftline"}]}
 
 
+def annotation(name: str, colour: str, query: str, *, title: str, text: str, tags: str) -> dict[str, Any]:
+    """An InfluxQL annotation, in the legacy top-level keys and the ``target`` form newer Grafana versions use."""
+    columns = {"titleColumn": title, "textColumn": text, "tagsColumn": tags}
+    return {"name": name, "datasource": DS, "enable": True, "iconColor": colour, "query": query, **columns,
+            "target": {"refId": "Anno", "query": query, "rawQuery": True, "fromAnnotations": True, **columns}}
+
+
 def annotations() -> list[dict[str, Any]]:
     return [
-        {"name": "Alerts", "datasource": DS, "enable": True, "iconColor": "red",
-         "query": 'SELECT "firing", "alertname", "severity" FROM "alerts" WHERE "model" =~ /^$model$/ AND $timeFilter',
-         "tagsColumn": "alertname", "textColumn": "severity"},
-        {"name": "Retraining", "datasource": DS, "enable": True, "iconColor": "purple",
-         "query": 'SELECT "requested", "evidence" FROM "retraining" WHERE "model" =~ /^$model$/ AND $timeFilter',
-         "textColumn": "evidence"},
+        annotation("Alerts", "red",
+                   'SELECT "firing", "alertname", "severity", "feature", "model" FROM "alerts" '
+                   'WHERE "model" =~ /^$model$/ AND $timeFilter', title="alertname", text="feature",
+                   tags="model,severity"),
+        annotation("Retraining", "purple",
+                   'SELECT "requested", "evidence", "reason", "model" FROM "retraining" WHERE "model" =~ /^$model$/ '
+                   'AND $timeFilter', title="reason", text="evidence", tags="model"),
     ]
 
 
@@ -149,12 +173,12 @@ def drift() -> dict[str, Any]:
             alias="$tag_feature")], kind="status-history", w=24, h=10,
             thresholds=[("green", None), ("yellow", 0.1), ("red", 0.25)],
             description="Each row a feature, each cell a window; colour = PSI (warning 0.1, critical 0.25)."),
-        lay.panel("PSI per feature", [target(
-            f'SELECT max("score") FROM "drift" WHERE {feat} AND "method" = \'psi\' AND $timeFilter {gf}',
-            alias="$tag_feature")], thresholds=[("green", None), ("orange", 0.1), ("red", 0.25)]),
-        lay.panel("KS statistic per feature", [target(
-            f'SELECT max("score") FROM "drift" WHERE {feat} AND "method" = \'ks\' AND $timeFilter {gf}',
-            alias="$tag_feature")], thresholds=[("green", None), ("orange", 0.1), ("red", 0.2)]),
+        lay.panel("PSI per feature", score_and_threshold("psi", feat, gf),
+                  thresholds=[("green", None), ("orange", 0.1), ("red", 0.25)], extra=THRESHOLD_OVERRIDE,
+                  description="Bands: PSI 0.1 (moderate) and 0.25 (major); dashed: the threshold the service applied."),
+        lay.panel("KS statistic per feature", score_and_threshold("ks", feat, gf),
+                  thresholds=[("green", None), ("orange", 0.1), ("red", 0.2)], extra=THRESHOLD_OVERRIDE,
+                  description="Bands: KS 0.1 and 0.2; dashed: the threshold the service applied."),
         lay.panel("KS / χ² p-values", [target(
             f'SELECT min("p_value") FROM "drift" WHERE {feat} AND "method" =~ /^(ks|chi2)$/ AND $timeFilter '
             'GROUP BY time($__interval), "feature", "method" fill(none)', alias="$tag_feature $tag_method")],
@@ -194,14 +218,18 @@ def ops() -> dict[str, Any]:
         lay.panel("DLQ records per flush", [target(f'SELECT sum("dlq") FROM "driftline_worker" {w}',
                                                    alias="$tag_worker")]),
         lay.panel("Invalid events per window (by model)", [target(
-            'SELECT sum("invalid") FROM "data_quality" WHERE "model" =~ /^$model$/ AND "feature" = \'__event__\' '
+            f'SELECT sum("invalid") FROM "data_quality" WHERE {COMMON} AND "feature" = \'__event__\' '
             'AND $timeFilter GROUP BY time($__interval), "model" fill(none)', alias="$tag_model")]),
         lay.panel("Retraining requests", [target(
-            'SELECT count("requested") FROM "retraining" WHERE "model" =~ /^$model$/ AND $timeFilter '
+            f'SELECT count("requested") FROM "retraining" WHERE {COMMON} AND $timeFilter '
             'GROUP BY time($__interval), "model", "reason" fill(none)', alias="$tag_model $tag_reason")]),
+        lay.panel("Alert transitions (firing 1 / resolved 0)", [target(
+            f'SELECT last("firing") FROM "alerts" WHERE {COMMON} AND $timeFilter '
+            'GROUP BY time($__interval), "model", "alertname", "feature" fill(none)',
+            alias="$tag_model $tag_alertname $tag_feature")], w=24, kind="state-timeline",
+            thresholds=[("green", None), ("red", 1)]),
     ]
-    variables = [var("model", 'SHOW TAG VALUES FROM "throughput" WITH KEY = "model"'),
-                 var("worker", 'SHOW TAG VALUES FROM "driftline_worker" WITH KEY = "worker"')]
+    variables = [*base_vars(), var("worker", 'SHOW TAG VALUES FROM "driftline_worker" WITH KEY = "worker"')]
     return dashboard("driftline-ops", "Driftline · Operations", panels, variables, annotations())
 
 

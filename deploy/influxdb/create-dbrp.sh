@@ -1,6 +1,13 @@
 #!/bin/bash
-# Runs once inside the influxdb:2 container after setup (docker-entrypoint-initdb.d):
-# map the InfluxQL database/retention policy to the bucket so Grafana's InfluxQL queries work.
+# Runs once inside the influxdb:2 container, right after the initial setup (/docker-entrypoint-initdb.d; the
+# entrypoint has configured the influx CLI with the admin token and exports DOCKER_INFLUXDB_INIT_BUCKET_ID).
+# Maps InfluxQL database "<bucket>" / retention policy "autogen" to the bucket, so Grafana's InfluxQL dashboards
+# (the same ones that run on InfluxDB 1.x) can query it through /query.
 set -euo pipefail
-bucket_id=$(influx bucket list --name "${DOCKER_INFLUXDB_INIT_BUCKET}" --hide-headers | awk '{print $1}')
-influx v1 dbrp create --db "${DOCKER_INFLUXDB_INIT_BUCKET}" --rp autogen --bucket-id "${bucket_id}" --default
+bucket="${DOCKER_INFLUXDB_INIT_BUCKET}"
+bucket_id="${DOCKER_INFLUXDB_INIT_BUCKET_ID:-}"
+if [ -z "${bucket_id}" ]; then
+  bucket_id=$(influx bucket list --org "${DOCKER_INFLUXDB_INIT_ORG}" --name "${bucket}" --hide-headers | awk '{print $1}')
+fi
+influx v1 dbrp create --org "${DOCKER_INFLUXDB_INIT_ORG}" --bucket-id "${bucket_id}" --db "${bucket}" --rp autogen --default
+influx v1 dbrp list --org "${DOCKER_INFLUXDB_INIT_ORG}"
