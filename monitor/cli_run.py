@@ -5,13 +5,16 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from monitor.config import ConfigError, MonitorSettings, load_settings
+
+if TYPE_CHECKING:
+    from monitor.core.reference import ReferenceProfile
 
 
 def make_sink(settings: MonitorSettings):  # type: ignore[no-untyped-def]
@@ -47,8 +50,12 @@ def wait_for_broker(settings: MonitorSettings, attempt: Callable[[], None], log:
             delay = min(delay * 2, 10.0)
 
 
-def run_worker(settings: MonitorSettings) -> None:
-    """Create topics, build the app and run the faust worker until SIGTERM/SIGINT."""
+def run_worker(settings: MonitorSettings, references: Mapping[str, ReferenceProfile] | None = None) -> None:
+    """Create topics, build the app and run the faust worker until SIGTERM/SIGINT.
+
+    ``references`` defaults to the profiles at ``settings.reference``; with none, each model's first
+    events become its reference (warm-up).
+    """
     from faust import Worker
 
     from monitor.adapters.notify import build_dispatcher
@@ -67,7 +74,8 @@ def run_worker(settings: MonitorSettings) -> None:
     for noisy in ("kafka", "aiokafka", "faust", "mode"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     log = logging.getLogger("driftline.run")
-    references = load_references(settings.reference) if settings.reference else {}
+    if references is None:
+        references = load_references(settings.reference) if settings.reference else {}
     if not references and settings.warmup_events == 0:
         settings = settings.model_copy(update={"warmup_events": 2000})
         log.warning("event=no_reference warmup_events=2000 (each model's first events become its reference)")
@@ -81,7 +89,7 @@ def run_worker(settings: MonitorSettings) -> None:
         alertmanager_url=settings.alertmanager_url, slack_webhook_url=settings.slack_webhook_url,
         pagerduty_routing_key=settings.pagerduty_routing_key, repeat_interval_s=settings.repeat_interval_s,
         external_url=settings.external_url)
-    app = build_app(settings, references, make_sink(settings), notifier)
+    app = build_app(settings, dict(references), make_sink(settings), notifier)
     log.info("event=starting settings=%s", settings.redacted())
     worker = Worker(app, loglevel="WARNING", redirect_stdouts=False)
     try:

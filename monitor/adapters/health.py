@@ -29,7 +29,7 @@ class WorkerMetrics:
         self.window_lag = Gauge("driftline_window_lag_seconds",
                                 "Wall time minus the oldest watermark (how far behind event time is)", registry=r)
         self.consumer_lag = Gauge("driftline_consumer_lag", "Consumer lag in messages (where the broker reports it)",
-                                  ["partition"], registry=r)
+                                  ["topic", "partition"], registry=r)
         self.up.set(1)
         self.sink_up.set(1)
 

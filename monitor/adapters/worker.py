@@ -20,10 +20,9 @@ Design (docs/streaming.md has the long form):
 from __future__ import annotations
 
 import asyncio
-import heapq
 import logging
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,17 +37,22 @@ from monitor.core.reference import ReferenceProfile
 from monitor.events import decode_any
 from monitor.pipeline import Monitor
 from monitor.ports import AlertNotifier, MetricSink
-from monitor.types import LabelEvent, MetricPoint, PredictionEvent, Rejection
+from monitor.types import LabelEvent, MetricPoint, PredictionEvent, Rejection, RetrainRequest
 
 log = logging.getLogger("driftline.worker")
 
 
-@dataclass(order=True)
 class _Pending:
-    last_end: float
-    seq: int
-    event: Any = field(compare=False)
-    model: str = field(compare=False)
+    """One consumed event awaiting its ack: done when every window containing it is closed and flushed
+    (``last_end <= closed_until(model)``), or ``done`` is set (DLQ record delivered)."""
+
+    __slots__ = ("done", "event", "last_end", "model")
+
+    def __init__(self, event: Any, model: str | None, last_end: float, done: bool = False) -> None:
+        self.event = event
+        self.model = model
+        self.last_end = last_end
+        self.done = done
 
 
 @dataclass
@@ -61,12 +65,17 @@ class WorkerState:
     notifier: AlertNotifier | None
     metrics: WorkerMetrics
     buffer: list[Any] = field(default_factory=list)
-    pending: dict[str, list[_Pending]] = field(default_factory=lambda: defaultdict(list))
-    done_now: list[Any] = field(default_factory=list)
-    dlq_out: list[tuple[Rejection, Any]] = field(default_factory=list)
+    #: per input partition (topic, partition), events in offset order; acked as a prefix only, so the
+    #: committed offset never passes an event of an open window, whatever faust's own ack bookkeeping does
+    pending: dict[tuple[str, int], deque[_Pending]] = field(default_factory=lambda: defaultdict(deque))
+    dlq_out: list[tuple[Rejection, _Pending]] = field(default_factory=list)
+    #: points advance() emitted that the sink has not accepted yet (BufferFull): never dropped
+    points_out: list[MetricPoint] = field(default_factory=list)
+    retrain_out: list[RetrainRequest] = field(default_factory=list)
     model_partition: dict[str, int] = field(default_factory=dict)
     checkpointed: dict[str, float] = field(default_factory=dict)
-    seq: int = 0
+    #: highest offset read per input (topic, partition), for consumer lag
+    read_offset: dict[tuple[str, int], int] = field(default_factory=dict)
     paused: bool = False
     last_flush_wall: float = field(default_factory=time.time)
     events_since_flush: int = 0
@@ -93,36 +102,57 @@ class WorkerState:
             out = decode_any(raw, topic=msg.topic, partition=msg.partition, offset=msg.offset,
                              max_bytes=s.max_event_bytes, models=self.declared)
             self.metrics.events.labels(msg.topic).inc()
+            queue = self.pending[(msg.topic, msg.partition)]
+            self.read_offset[(msg.topic, msg.partition)] = msg.offset
             if isinstance(out, Rejection):
                 rejected.append(out)
-                self.dlq_out.append((out, event))
+                entry = _Pending(event, None, 0.0)
+                self.dlq_out.append((out, entry))
+                queue.append(entry)
                 continue
             decoded.append(out)
             self.model_partition[out.model] = msg.partition
-            self.seq += 1
-            heapq.heappush(self.pending[out.model],
-                           _Pending(self.monitor.last_window_end(out.timestamp), self.seq, event, out.model))
+            # a label's windows are those of its prediction, which (labels follow predictions) end no later
+            queue.append(_Pending(event, out.model, self.monitor.last_window_end(out.timestamp)))
         if rejected:
             self.monitor.reject(rejected)
             self.metrics.invalid.inc(len(rejected))
         if decoded:
-            self.monitor.observe(decoded, now=now)
+            unknown = self.monitor.observe(decoded, now=now)
+            if unknown:  # undeclared models are rejected at decode time; count any the pipeline still refuses
+                self.metrics.invalid.inc(len(unknown))
         self.events_since_flush += len(batch)
 
     def ackable(self) -> list[Any]:
-        """Events whose every window is closed (call only after a successful flush)."""
-        out = self.done_now
-        self.done_now = []
-        for model, heap in self.pending.items():
-            closed = self.monitor.closed_until(model)
-            if closed is None:
-                continue
-            while heap and heap[0].last_end <= closed:
-                out.append(heapq.heappop(heap).event)
+        """The done prefix of every partition's pending events (call only after a successful flush).
+
+        Acking strictly in offset order keeps faust's committed offset (highest contiguous ack) below
+        the first event of a still-open window, also when faust does not know the committed offset yet.
+        """
+        out: list[Any] = []
+        closed_until = self.monitor.closed_until
+        for queue in self.pending.values():
+            while queue:
+                head = queue[0]
+                if not head.done:
+                    if head.model is None:
+                        break
+                    closed = closed_until(head.model)
+                    if closed is None or head.last_end > closed:
+                        break
+                out.append(queue.popleft().event)
         return out
 
     def pending_count(self) -> int:
-        return sum(len(h) for h in self.pending.values())
+        return sum(len(q) for q in self.pending.values())
+
+    def freeze_idle_clocks(self, now: float) -> None:
+        """While the worker is not consuming (backpressure, rebalance, checkpoint restore), its models are
+        not idle: restart their idle clocks so the wall-clock watermark extrapolation does not close windows
+        whose events are still waiting in Kafka."""
+        for mm in self.monitor.models.values():
+            if mm.last_wall is not None:
+                mm.last_wall = now
 
 
 def _security(settings: MonitorSettings) -> Any:
@@ -178,6 +208,8 @@ def build_app(settings: MonitorSettings, references: dict[str, ReferenceProfile]
     @app.agent(inputs)
     async def ingest(stream: Any) -> None:
         async for event in stream.noack().events():
+            if event.message.generation_id != app.consumer_generation_id:
+                continue  # fetched before a rebalance: the partition's owner replays it from the committed offset
             state.buffer.append(event)
             if len(state.buffer) >= settings.batch_size:
                 state.process_buffer()
@@ -189,60 +221,85 @@ def build_app(settings: MonitorSettings, references: dict[str, ReferenceProfile]
             await _flush()
 
     async def _flush() -> None:
+        now = time.time()
         if state.restoring:
+            state.freeze_idle_clocks(now)
             return  # never close a window before the partition's checkpoint is applied
         state.process_buffer()
-        em = state.monitor.advance(now=time.time())
+        if state.paused:
+            state.freeze_idle_clocks(now)  # not consuming: do not extrapolate watermarks of waiting events
+        em = state.monitor.advance(now=now)
         state.closed_pending += len(em.closed)
+        state.points_out.extend(em.points)
+        state.points_out.extend(_worker_points(state))
+        state.retrain_out.extend(em.retrain)
+        if em.alerts and state.notifier is not None:
+            # the dispatcher queues and retries on its own; alerts are derived state, not acked input
+            state.notifier.notify(em.alerts)
+            for a in em.alerts:
+                metrics.alerts.labels(a.status).inc()
         try:
-            if em.points:
-                state.sink.add(em.points)
-                metrics.points.inc(len(em.points))
-            state.sink.add(_worker_points(state, em.points))
+            if state.points_out:
+                state.sink.add(state.points_out)
+                metrics.points.inc(len(state.points_out))
+                state.points_out = []
             # a blocking flush (retries with backoff while InfluxDB is down) must not stall the event loop:
             # faust's heartbeats and the consumer keep running, and the group does not rebalance
             await asyncio.get_running_loop().run_in_executor(None, state.sink.flush)
         except (SinkUnavailable, BufferFull) as exc:
             metrics.sink_errors.inc()
             metrics.sink_up.set(0)
-            state.paused = state.sink.backpressure if hasattr(state.sink, "backpressure") else True
+            state.paused = bool(getattr(state.sink, "backpressure", True)) or isinstance(exc, BufferFull)
             metrics.paused.set(1 if state.paused else 0)
-            log.warning("event=sink_unavailable paused=%s error=%r", state.paused, str(exc)[:300])
+            metrics.sink_buffered.set(getattr(state.sink, "buffered", 0) + len(state.points_out))
+            log.warning("event=sink_unavailable paused=%s buffered=%d error=%r", state.paused,
+                        getattr(state.sink, "buffered", 0) + len(state.points_out), str(exc)[:300])
             return
         metrics.sink_up.set(1)
         if state.paused:
             log.info("event=consumption_resumed")
+            state.freeze_idle_clocks(time.time())
         state.paused = False
         metrics.paused.set(0)
         metrics.windows_closed.inc(state.closed_pending)  # including windows closed during an outage
         state.windows_closed += state.closed_pending
         state.closed_pending = 0
-        if em.alerts and state.notifier is not None:
-            state.notifier.notify(em.alerts)
-            for a in em.alerts:
-                metrics.alerts.labels(a.status).inc()
-        for req in em.retrain:
+        try:
+            await _deliver()
+        except Exception as exc:  # broker trouble: nothing more is acked; the next flush retries the rest
+            log.warning("event=publish_failed error=%r", f"{type(exc).__name__}: {exc}"[:300])
+            return
+        acked = state.ackable()
+        for event in acked:
+            event.ack()
+        metrics.sink_buffered.set(getattr(state.sink, "buffered", 0))
+        metrics.pending_acks.set(state.pending_count())
+        metrics.open_windows.set(state.monitor.open_windows())
+        _consumer_lag(app, state)
+        state.last_flush_wall = time.time()
+        state.events_since_flush = 0
+
+    async def _deliver() -> None:
+        """Retraining CloudEvents, DLQ records and checkpoints, each awaited until the broker has it."""
+        while state.retrain_out:
+            req = state.retrain_out[0]
             fut = await retraining.send(key=req.model.encode(), value=orjson.dumps(req.to_cloudevent(settings.source)))
             await fut
+            state.retrain_out.pop(0)
             metrics.retraining.inc()
             log.info("event=retraining_requested model=%s reason=%s id=%s", req.model, req.reason, req.event_id)
         if state.dlq_out:
-            items, state.dlq_out = state.dlq_out, []
+            items = state.dlq_out
             now = time.time()
             futs = [await dlq.send(key=r.model.encode() if r.model else None, value=orjson.dumps(r.to_dlq(now)))
                     for r, _ in items]
             for f in futs:
                 await f
+            state.dlq_out = []
             metrics.dlq.inc(len(items))
-            state.done_now.extend(ev for _, ev in items)
+            for _, entry in items:
+                entry.done = True
         await _checkpoint(state, checkpoints)
-        for event in state.ackable():
-            event.ack()
-        metrics.sink_buffered.set(getattr(state.sink, "buffered", 0))
-        metrics.pending_acks.set(state.pending_count())
-        metrics.open_windows.set(state.monitor.open_windows())
-        state.last_flush_wall = time.time()
-        state.events_since_flush = 0
 
     @app.timer(interval=settings.flush_interval_s)  # type: ignore[untyped-decorator]
     async def flush_timer() -> None:
@@ -262,21 +319,26 @@ def build_app(settings: MonitorSettings, references: dict[str, ReferenceProfile]
                 state.checkpointed[model] = closed_until
         finally:
             state.restoring -= 1
-        if restored:
-            log.info("event=checkpoints_restored partitions=%s models=%d", sorted(mine), len(restored))
+        log.info("event=partitions_assigned partitions=%s checkpoints=%d", sorted(mine), len(restored))
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
-        gone = {tp.partition for tp in revoked if tp.topic == settings.predictions_topic}
+        gone = {tp.partition for tp in revoked if tp.topic in (settings.predictions_topic, settings.labels_topic)}
         if not gone:
             return
+        # write the points of windows closed so far and their checkpoint; the acks themselves are void
+        # (faust forgets a revoked partition's acks), so the next owner replays from the committed offset
         await flush()
+        state.buffer = [e for e in state.buffer if e.message.partition not in gone]
+        for key in [k for k in state.pending if k[1] in gone]:
+            del state.pending[key]
+            state.read_offset.pop(key, None)
         for model, part in list(state.model_partition.items()):
             if part in gone:
                 state.monitor.forget(model)
-                state.pending.pop(model, None)  # not acked: the new owner replays them
                 state.model_partition.pop(model, None)
                 state.checkpointed.pop(model, None)
+        log.info("event=partitions_revoked partitions=%s", sorted(gone))
 
     @app.page("/metrics")
     async def prometheus(web: Any, request: Any) -> Any:
@@ -284,7 +346,8 @@ def build_app(settings: MonitorSettings, references: dict[str, ReferenceProfile]
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
-        return web.json({"ok": True, "sink_up": not state.paused, "open_windows": state.monitor.open_windows()})
+        return web.json({"ok": True, "sink_up": not state.paused, "paused": state.paused,
+                         "open_windows": state.monitor.open_windows(), "pending_events": state.pending_count()})
 
     return app
 
@@ -336,7 +399,18 @@ def read_checkpoints(settings: MonitorSettings, partitions: set[int], idle_s: fl
         consumer.close()
 
 
-def _worker_points(state: WorkerState, points: Any) -> list[MetricPoint]:
+def _consumer_lag(app: faust.App, state: WorkerState) -> None:
+    """Per-partition lag from the high-water mark of the last fetch (approximate on tansu, see INFRA.md)."""
+    for (topic, partition), offset in state.read_offset.items():
+        try:
+            hw = app.consumer.highwater(TP(topic, partition))
+        except Exception:  # not assigned any more, or no fetch yet
+            continue
+        if hw is not None and hw >= 0:
+            state.metrics.consumer_lag.labels(topic, str(partition)).set(max(0, hw - offset - 1))
+
+
+def _worker_points(state: WorkerState) -> list[MetricPoint]:
     now = time.time()
     elapsed = max(now - state.last_flush_wall, 1e-6)
     watermarks = [m.watermark(now) for m in state.monitor.models.values()]
