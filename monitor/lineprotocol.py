@@ -1,82 +1,193 @@
-"""A parser for the InfluxDB line protocol Driftline writes (the inverse of ``MetricPoint.to_line``)."""
+"""A parser for the InfluxDB line protocol Driftline writes: the inverse of ``MetricPoint.to_line``.
+
+Grammar (as written by :meth:`monitor.types.MetricPoint.to_line`)::
+
+    measurement[,tag_key=tag_value...] field_key=field_value[,field_key=field_value...] timestamp_ns
+
+* measurement, tag keys, tag values and field keys escape ``\\``, ``,``, ``=`` and space with a
+  backslash; any other character (quotes and newlines included) is literal;
+* string field values are double-quoted with ``\\`` and ``"`` backslash-escaped;
+* integers carry an ``i`` suffix (``u`` for InfluxDB unsigned integers is accepted too), floats are
+  plain decimals with an optional exponent (``inf``/``nan`` as ``repr`` writes them), booleans are
+  ``true``/``false`` (InfluxDB's ``t``/``T``/``True``/``TRUE`` spellings are accepted);
+* the timestamp is an integer number of nanoseconds and is required.
+
+The parser is a single left-to-right scan, so a quoted string field may contain spaces, commas,
+equals signs and even newlines. Malformed input raises :class:`ValueError`.
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from monitor.types import FieldValue, MetricPoint
 
+__all__ = ["parse_line", "parse_text", "read_lp"]
 
-def _split(text: str, sep: str) -> list[str]:
-    """Split on ``sep`` outside quotes, honouring backslash escapes."""
-    out, cur, quoted, i = [], [], False, 0
-    while i < len(text):
-        c = text[i]
-        if c == "\\" and i + 1 < len(text):
-            cur.append(text[i:i + 2])
-            i += 2
-            continue
-        if c == '"':
-            quoted = not quoted
-        elif c == sep and not quoted:
-            out.append("".join(cur))
-            cur = []
+_FLOAT = re.compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf|nan|infinity)", re.IGNORECASE)
+_INT = re.compile(r"[+-]?\d+")
+_TRUE = frozenset({"t", "T", "true", "True", "TRUE"})
+_FALSE = frozenset({"f", "F", "false", "False", "FALSE"})
+#: characters a backslash escapes in measurement, tag keys/values and field keys
+_ESCAPABLE = frozenset("\\, =")
+
+
+class _Scanner:
+    """Cursor over the text being parsed; every ``read_*`` advances ``pos``."""
+
+    def __init__(self, text: str, pos: int = 0) -> None:
+        self.text = text
+        self.pos = pos
+
+    def peek(self) -> str:
+        """The current character, or ``""`` at the end of the text."""
+        return self.text[self.pos] if self.pos < len(self.text) else ""
+
+    def error(self, what: str) -> ValueError:
+        """A ``ValueError`` pointing at the current position."""
+        start = self.text.rfind("\n", 0, self.pos) + 1
+        end = self.text.find("\n", self.pos)
+        line = self.text[start:end if end >= 0 else len(self.text)]
+        return ValueError(f"line protocol: {what} at column {self.pos - start + 1}: {line[:160]!r}")
+
+    def expect(self, char: str, what: str) -> None:
+        """Consume ``char`` or raise."""
+        if self.peek() != char:
+            found = repr(self.peek()) if self.peek() else "end of line"
+            raise self.error(f"expected {what}, found {found}")
+        self.pos += 1
+
+    def read_token(self, stops: str) -> str:
+        """An escaped identifier up to (not including) the first unescaped character of ``stops``."""
+        text, i, out = self.text, self.pos, []
+        while i < len(text):
+            c = text[i]
+            if c == "\\" and i + 1 < len(text) and text[i + 1] in _ESCAPABLE:
+                out.append(text[i + 1])
+                i += 2
+                continue
+            if c in stops:
+                break
+            out.append(c)
             i += 1
-            continue
-        cur.append(c)
-        i += 1
-    out.append("".join(cur))
-    return out
+        self.pos = i
+        return "".join(out)
 
-
-def _unescape(text: str) -> str:
-    out, i = [], 0
-    while i < len(text):
-        if text[i] == "\\" and i + 1 < len(text):
-            out.append(text[i + 1])
-            i += 2
-        else:
-            out.append(text[i])
+    def read_string(self) -> str:
+        """A double-quoted string field value (the scanner is on the opening quote)."""
+        text, i, out = self.text, self.pos + 1, []
+        while i < len(text):
+            c = text[i]
+            if c == "\\" and i + 1 < len(text) and text[i + 1] in '\\"':
+                out.append(text[i + 1])
+                i += 2
+                continue
+            if c == '"':
+                self.pos = i + 1
+                return "".join(out)
+            out.append(c)
             i += 1
-    return "".join(out)
+        raise self.error("unterminated string field value")
 
+    def read_scalar(self) -> FieldValue:
+        """An unquoted field value: integer, float or boolean."""
+        start = self.pos
+        raw = self.read_token(", \n")
+        if raw in _TRUE:
+            return True
+        if raw in _FALSE:
+            return False
+        if raw[-1:] in ("i", "u") and _INT.fullmatch(raw[:-1]):
+            return int(raw[:-1])
+        if _FLOAT.fullmatch(raw):
+            return float(raw)
+        self.pos = start
+        raise self.error(f"bad field value {raw!r}")
 
-def _value(raw: str) -> FieldValue:
-    if raw.startswith('"') and raw.endswith('"') and len(raw) >= 2:
-        return _unescape(raw[1:-1])
-    if raw in ("true", "t", "T", "True", "TRUE"):
-        return True
-    if raw in ("false", "f", "F", "False", "FALSE"):
-        return False
-    if raw.endswith("i"):
-        return int(raw[:-1])
-    return float(raw)
+    def read_point(self) -> MetricPoint:
+        """One point; stops right after the timestamp."""
+        measurement = self.read_token(", ")
+        if not measurement:
+            raise self.error("empty measurement")
+        tags: list[tuple[str, str]] = []
+        while self.peek() == ",":
+            self.pos += 1
+            key = self.read_token("=, ")
+            self.expect("=", "'=' after tag key")
+            tag_value = self.read_token("=, ")
+            if not key or not tag_value:
+                raise self.error("empty tag key or value")
+            tags.append((key, tag_value))
+        self.expect(" ", "a space before the fields")
+        fields: list[tuple[str, FieldValue]] = []
+        while True:
+            key = self.read_token("=, ")
+            if not key:
+                raise self.error("empty field key")
+            self.expect("=", "'=' after field key")
+            value = self.read_string() if self.peek() == '"' else self.read_scalar()
+            fields.append((key, value))
+            if self.peek() != ",":
+                break
+            self.pos += 1
+        self.expect(" ", "a space before the timestamp")
+        m = _INT.match(self.text, self.pos)
+        if m is None:
+            raise self.error("missing integer timestamp (ns)")
+        self.pos = m.end()
+        return MetricPoint(measurement, tuple(tags), tuple(fields), int(m.group()))
 
 
 def parse_line(line: str) -> MetricPoint:
-    """Parse one line: ``measurement,tag=v field=1i,other="s" 1700000000000000000``.
+    r"""Parse one point; a trailing ``\n`` or ``\r\n`` is allowed, anything else after the timestamp is not.
 
-    >>> p = parse_line('drift,feature=a\\\\ b,model=m score=0.5,drifted=true,n=3i 10')
-    >>> p.measurement, p.tags, p.fields, p.time_ns
-    ('drift', (('feature', 'a b'), ('model', 'm')), (('score', 0.5), ('drifted', True), ('n', 3)), 10)
+    >>> p = parse_line('drift,feature=a\\ b,model=m score=0.5,drifted=true,n=3i,note="x \\"y\\"" 10')
+    >>> p.measurement, p.tags, p.time_ns
+    ('drift', (('feature', 'a b'), ('model', 'm')), 10)
+    >>> p.fields
+    (('score', 0.5), ('drifted', True), ('n', 3), ('note', 'x "y"'))
     """
-    parts = _split(line.strip(), " ")
-    if len(parts) != 3:
-        raise ValueError(f"not a line-protocol point with a timestamp: {line[:120]!r}")
-    head, fields_raw, ts = parts
-    key = _split(head, ",")
-    tags = tuple((_unescape(k), _unescape(v)) for k, v in (_split(t, "=")[:2] for t in key[1:]))
-    fields = []
-    for f in _split(fields_raw, ","):
-        k, *rest = _split(f, "=")
-        fields.append((_unescape(k), _value("=".join(rest))))
-    return MetricPoint(_unescape(key[0]), tags, tuple(fields), int(ts))
+    text = line[:-1] if line.endswith("\n") else line
+    text = text[:-1] if text.endswith("\r") else text
+    scanner = _Scanner(text)
+    point = scanner.read_point()
+    if scanner.pos != len(text):
+        raise scanner.error("unexpected text after the timestamp")
+    return point
+
+
+def parse_text(text: str) -> list[MetricPoint]:
+    """Every point in a line-protocol document.
+
+    Points are separated by newlines; empty lines and lines starting with ``#`` (comments) are
+    skipped. Unlike ``text.splitlines()`` this honours newlines inside quoted string fields and does
+    not split on other Unicode line separators. Errors name the 1-based line number.
+    """
+    out: list[MetricPoint] = []
+    scanner = _Scanner(text)
+    n = len(text)
+    while scanner.pos < n:
+        c = scanner.peek()
+        if c in "\r\n":
+            scanner.pos += 1
+            continue
+        if c == "#":
+            nl = text.find("\n", scanner.pos)
+            scanner.pos = n if nl < 0 else nl + 1
+            continue
+        start = scanner.pos
+        try:
+            out.append(scanner.read_point())
+            if scanner.peek() == "\r":
+                scanner.pos += 1
+            if scanner.peek() not in ("", "\n"):
+                raise scanner.error("unexpected text after the timestamp")
+        except ValueError as exc:
+            raise ValueError(f"line {text.count(chr(10), 0, start) + 1}: {exc}") from None
+    return out
 
 
 def read_lp(path: Path | str) -> list[MetricPoint]:
-    """Every point in a line-protocol file (blank lines and comments skipped)."""
-    out = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        if line.strip() and not line.startswith("#"):
-            out.append(parse_line(line))
-    return out
+    """Every point in a line-protocol file (UTF-8), as :func:`parse_text` reads them."""
+    return parse_text(Path(path).read_text(encoding="utf-8"))
