@@ -1,43 +1,218 @@
-"""Line-protocol parsing round trip and the HTML report."""
+"""Line-protocol parser (round trip against ``MetricPoint.to_line``) and the HTML report."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
 
 import orjson
-from hypothesis import given
+import pytest
+from hypothesis import given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
-from monitor.lineprotocol import parse_line
-from monitor.report import render_report
-from monitor.types import MetricPoint
-from tests.test_replay_e2e import replayed  # noqa: F401  (module fixture: a real replay output)
+from monitor.lineprotocol import parse_line, parse_text, read_lp
+from monitor.report import register, render_report
+from monitor.types import Alert, Evidence, FieldValue, MetricPoint, RetrainRequest, WindowRange
 
-names = st.text(st.characters(min_codepoint=33, max_codepoint=126, blacklist_characters='\\"'), min_size=1,
-                max_size=12)
-values = st.one_of(st.integers(-10**12, 10**12), st.floats(allow_nan=False, allow_infinity=False), st.booleans(),
-                   st.text(st.characters(blacklist_categories=["Cs", "Cc"]), max_size=20))
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+W = 300  # window size, s
+T0 = 1_700_000_100  # first window end, epoch s
+
+# ---------------------------------------------------------------------------------------- line protocol
+
+_chars = st.characters(blacklist_categories=["Cs"])  # every encodable character: spaces, quotes, \, \n, ...
+_keys = st.text(_chars, min_size=1, max_size=12)
+_tag_values = st.text(_chars, max_size=12)  # empty values are dropped by to_line
+_values = st.one_of(st.integers(-(2**63), 2**63), st.floats(), st.booleans(), st.text(_chars, max_size=20))
 
 
-@given(names, st.dictionaries(names, names, max_size=4), st.dictionaries(names, values, min_size=1, max_size=4),
-       st.integers(0, 2**62))
-def test_parse_line_inverts_to_line(measurement, tags, fields, ts):
-    p = MetricPoint(measurement, tuple(sorted(tags.items())), tuple(fields.items()), ts)
+def _typed(fields: tuple[tuple[str, FieldValue], ...]) -> list[tuple[str, type, str]]:
+    """Fields compared by type and repr: ``True == 1 == 1.0`` and ``nan != nan`` would hide bugs."""
+    return [(k, type(v), repr(v)) for k, v in fields]
+
+
+@settings(max_examples=500, deadline=None)
+@given(_keys, st.lists(st.tuples(_keys, _tag_values), max_size=4),
+       st.lists(st.tuples(_keys, _values), min_size=1, max_size=5), st.integers(-(2**63), 2**63))
+def test_parse_line_inverts_to_line(measurement: str, tags: list[tuple[str, str]],
+                                    fields: list[tuple[str, FieldValue]], ts: int) -> None:
+    p = MetricPoint(measurement, tuple(tags), tuple(fields), ts)
     q = parse_line(p.to_line())
     assert q.measurement == p.measurement and q.time_ns == p.time_ns
-    assert dict(q.tags) == tags and dict(q.fields) == fields
+    assert q.tags == tuple((k, v) for k, v in sorted(tags) if v != "")  # to_line sorts, drops empty values
+    assert _typed(q.fields) == _typed(p.fields)
+    if measurement[0] not in "#\r\n":  # in a document those start a comment / blank line
+        doc = parse_text(f"# comment\n{p.to_line()}\r\n\n{p.to_line()}\n")
+        assert [(x.measurement, x.tags, _typed(x.fields), x.time_ns) for x in doc] == [
+            (q.measurement, q.tags, _typed(q.fields), q.time_ns)] * 2
 
 
-def test_report_from_a_replay(replayed):  # noqa: F811
-    out, _, _ = replayed
-    path = render_report(out, title="test <report>")
-    text = path.read_text()
-    assert "data:image/png;base64," in text and "test &lt;report&gt;" in text
-    assert "FeatureDrift" in text and "LatencyRegression" in text and "drift" in text
-    png = (out / "plots" / "fraud.png").read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+def test_parse_line_handles_the_tricky_cases() -> None:
+    line = r'my\ m\,x,a\=b=c\ d\,e,k=v f\ 1="say \"hi\", a=b \\",g=-1.5e-07,h=42i,t=true,u=F 17'
+    p = parse_line(line + "\n")
+    assert p.measurement == "my m,x"
+    assert p.tags == (("a=b", "c d,e"), ("k", "v"))
+    assert p.fields == (("f 1", 'say "hi", a=b \\'), ("g", -1.5e-07), ("h", 42), ("t", True), ("u", False))
+    assert isinstance(p.field("h"), int) and isinstance(p.field("t"), bool) and p.time_ns == 17
+    assert math.isinf(float(parse_line("m x=inf 1").fields[0][1]))
 
 
-def test_report_without_alerts_or_labels(tmp_path):
-    lines = [MetricPoint("throughput", (("model", "m"), ("window", "5m")), (("events", 10), ("events_per_s", 0.1)),
-                         i * 300 * 10**9).to_line() for i in range(1, 4)]
-    (tmp_path / "metrics.lp").write_text("\n".join(lines) + "\n")
-    path = render_report(tmp_path)
-    assert "<h2>m</h2>" in path.read_text()
-    assert orjson.dumps([]) == b"[]"
+@pytest.mark.parametrize("bad", [
+    "m x=1i", "m x=1i 1 2", "m 1", "m x= 1", "m x=1_0 1", "m x=1j 1", 'm x="open 1', "m,t x=1 1",
+    ",t=v x=1 1", "m,=v x=1 1", "m x=1,=2 1", "m  x=1 1",
+])
+def test_parse_line_rejects_malformed_input(bad: str) -> None:
+    with pytest.raises(ValueError, match="line protocol"):
+        parse_line(bad)
+
+
+def test_read_lp_names_the_bad_line(tmp_path: Path) -> None:
+    f = tmp_path / "m.lp"
+    f.write_text('a x="multi\nline" 1\nb y=2 2\nc z= 3\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="line 4"):
+        read_lp(f)
+    f.write_text('a x="multi\nline\u2028sep" 1\nb y=2 2\n', encoding="utf-8")
+    assert [p.fields for p in read_lp(f)] == [(("x", "multi\nline\u2028sep"),), (("y", 2.0),)]
+
+
+# ---------------------------------------------------------------------------------------------- report
+
+
+def _ns(i: int) -> int:
+    return (T0 + i * W) * 10**9
+
+
+def _points() -> list[MetricPoint]:
+    """Every measurement of docs/measurements.md, two models (``churn`` with two versions), 6 windows."""
+    pts: list[MetricPoint] = []
+    for model, version in (("fraud <&>", ""), ("churn", "v1"), ("churn", "v2")):
+        base = (("model", model), ("model_version", version), ("window", "5m"))
+        for i in range(6):
+            t = _ns(i)
+            shift = 0.05 + (0.12 * (i - 2) if i >= 3 else 0.0)
+            drifted_features = 0
+            for feature, scale in (("amount", 1.0), ("country", 0.3), ("__prediction__", 0.5)):
+                psi = shift * scale + 0.01 * i
+                drifted = psi >= 0.1 and i >= 3
+                drifted_features += drifted
+                pts.append(MetricPoint("drift", (*base, ("feature", feature), ("method", "psi")), (
+                    ("score", psi), ("threshold", 0.1), ("drifted", drifted), ("n", 400)), t))
+                ks = psi / 2
+                pts.append(MetricPoint("drift", (*base, ("feature", feature), ("method", "ks")), (
+                    ("score", ks), ("p_value", 0.5 if ks < 0.1 else 1e-6), ("threshold", 0.1),
+                    ("drifted", ks >= 0.1), ("n", 400)), t))
+            pts.append(MetricPoint("drift_summary", base,
+                                   (("drifted_features", drifted_features), ("features", 3)), t))
+            slow = 3.0 if i == 4 else 1.0
+            pts.append(MetricPoint("latency", base, (
+                ("p50", 20.0 * slow), ("p90", 35.0 * slow), ("p95", 40.0 * slow), ("p99", 80.0 * slow),
+                ("max", 120.0 * slow), ("mean", 25.0 * slow), ("count", 400),
+                ("change_detected", i == 4)), t))
+            errs = 40 if i == 5 else 2
+            pts.append(MetricPoint("errors", base, (("errors", errs), ("total", 400), ("rate", errs / 400),
+                                                    ("change_detected", i == 5)), t))
+            pts.append(MetricPoint("throughput", base, (("events", 400 + 10 * i), ("events_per_s", 1.33)), t))
+            pts.append(MetricPoint("performance", (*base, ("metric", "accuracy")),
+                                   (("value", 0.92 - 0.03 * max(0, i - 2)), ("n", 120)), t))
+            pts.append(MetricPoint("performance", (*base, ("metric", "estimated_accuracy")),
+                                   (("value", 0.9 - 0.02 * i), ("n", 400)), t))
+            pts.append(MetricPoint("data_quality", (*base, ("feature", "amount")), (
+                ("missing_rate", 0.01), ("out_of_range_rate", 0.0), ("unseen_rate", 0.0), ("invalid", 0)), t))
+        pts.append(MetricPoint("alerts", (*base, ("alertname", "FeatureDrift"), ("severity", "critical"),
+                                          ("feature", "amount")), (("firing", 1),), _ns(3)))
+        pts.append(MetricPoint("retraining", (*base, ("reason", "drift")),
+                               (("requested", 1), ("evidence", "amount psi=0.4")), _ns(4)))
+    pts.append(MetricPoint("driftline_worker", (("worker", "w-0"),), (
+        ("events", 1000), ("events_per_s", 3.3), ("window_lag_s", 0.5), ("sink_queue", 0), ("dlq", 0),
+        ("windows_closed", 6)), _ns(5)))
+    return pts
+
+
+def _alert(status: str, severity: str, start: int, end: int | None, summary: str) -> Alert:
+    labels = {"alertname": "FeatureDrift", "model": "fraud <&>", "metric": "psi", "feature": "amount",
+              "severity": severity}
+    return Alert(labels, {"summary": summary}, status, float(T0 + start * W),  # type: ignore[arg-type]
+                 float(T0 + end * W) if end is not None else None)
+
+
+def _write_inputs(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.lp").write_text("".join(p.to_line() + "\n" for p in _points()), encoding="utf-8")
+    payloads = [
+        {"version": "4", "status": "firing", "alerts": [_alert("firing", "warning", 3, None,
+                                                                "PSI <b>amount</b> 0.19").to_dict()]},
+        {"version": "4", "status": "firing", "alerts": [_alert("firing", "critical", 4, None,
+                                                                "PSI amount 0.31").to_dict()]},
+        {"version": "4", "status": "resolved", "alerts": [_alert("resolved", "critical", 4, 5,
+                                                                 "PSI amount back to 0.05").to_dict()]},
+    ]
+    (out / "alerts.jsonl").write_bytes(b"".join(orjson.dumps(p) + b"\n" for p in payloads) + b"{not json\n")
+    retrain = RetrainRequest("fraud <&>", None, "drift", WindowRange(T0 + 3 * W, T0 + 4 * W),
+                             (Evidence("amount", "psi", 0.31, 0.25),), 2, 3600.0)
+    (out / "retraining.jsonl").write_bytes(orjson.dumps(retrain.to_cloudevent()) + b"\n")
+
+
+def test_report_covers_every_measurement_alerts_and_retraining(tmp_path: Path) -> None:
+    _write_inputs(tmp_path)
+    path = render_report(tmp_path, title="test <report>")
+    assert path == tmp_path / "report.html"
+    text = path.read_text(encoding="utf-8")
+    assert "<title>test &lt;report&gt;</title>" in text and "<report>" not in text
+    assert "<h2>fraud &lt;&amp;&gt;</h2>" in text
+    assert "churn (version v1)" in text and "churn (version v2)" in text
+    assert text.count('<img src="data:image/png;base64,') == 3
+    # alert timeline: three rows in time order, escaped, coloured by severity/status
+    rows = [r for r in text.split("<tr") if "FeatureDrift" in r]
+    assert len(rows) == 3
+    assert 'class="warning"' in rows[0] and "firing" in rows[0]
+    assert "PSI &lt;b&gt;amount&lt;/b&gt; 0.19" in rows[0]
+    assert 'class="critical"' in rows[1] and "2023-11-14 22:35:00 UTC" in rows[1]
+    assert 'class="resolved"' in rows[2] and "2023-11-14 22:40:00 UTC" in rows[2]
+    assert "amount psi=0.31 (threshold 0.25)" in text  # retraining evidence
+    assert "<td>amount</td><td>3 / 6</td>" in text  # drift summary: psi drifted in windows 3, 4, 5
+    assert "skipped malformed lines: alerts.jsonl 1" in text
+    pngs = sorted((tmp_path / "plots").glob("*.png"))
+    assert [p.name for p in pngs] == ["churn-v1.png", "churn-v2.png", "fraud.png"]
+    for png in pngs:
+        data = png.read_bytes()
+        assert data[:8] == PNG_MAGIC and len(data) > 30_000
+
+
+def test_report_from_points_without_jsonl_uses_alert_and_retraining_measurements(tmp_path: Path) -> None:
+    path = render_report(tmp_path, points=_points())
+    text = path.read_text(encoding="utf-8")
+    assert not (tmp_path / "metrics.lp").exists()
+    assert text.count("FeatureDrift") == 3  # one alerts point per model/version
+    assert "amount psi=0.4" in text
+
+
+def test_report_with_only_throughput_and_no_alerts_or_labels(tmp_path: Path) -> None:
+    lines = [MetricPoint("throughput", (("model", "m"), ("window", "5m")),
+                         (("events", 10), ("events_per_s", 0.1)), _ns(i)).to_line() for i in range(3)]
+    (tmp_path / "metrics.lp").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    text = render_report(tmp_path).read_text(encoding="utf-8")
+    assert "<h2>m</h2>" in text and "no drift measurements" in text and "data:image/png;base64," in text
+    assert (tmp_path / "plots" / "m.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_report_of_an_empty_directory(tmp_path: Path) -> None:
+    text = render_report(tmp_path).read_text(encoding="utf-8")
+    assert "no model metrics found" in text and "<h2>Alerts timeline</h2>" in text
+
+
+def test_report_command(tmp_path: Path) -> None:
+    import typer
+
+    app = typer.Typer()
+    register(app)
+
+    @app.command()
+    def other() -> None:  # a second command, so typer keeps ``report`` as a subcommand
+        """Unused."""
+
+    _write_inputs(tmp_path)
+    r = CliRunner().invoke(app, ["report", str(tmp_path), "--title", "CLI"])
+    assert r.exit_code == 0, r.output
+    assert r.output.strip() == str(tmp_path / "report.html")
+    assert "<h1>CLI</h1>" in (tmp_path / "report.html").read_text(encoding="utf-8")
