@@ -70,6 +70,8 @@ class Layout:
             "options": {"legend": {"displayMode": "table", "placement": "right", "calcs": ["lastNotNull", "max"]},
                         "tooltip": {"mode": "multi"}},
         }
+        if kind in ("status-history", "state-timeline", "stat"):
+            p["fieldConfig"]["defaults"]["color"] = {"mode": "thresholds"}  # colour cells/values by the thresholds
         if extra:
             p.update(extra)
         self.next_id += 1

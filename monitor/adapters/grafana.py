@@ -119,11 +119,16 @@ def _explain(exc: Exception, url: str, doing: str) -> PushError:
         return PushError(f"the token is valid but lacks permission (403) while {doing} on {url}: it needs the "
                          "Admin role (or datasources:write, folders:write and dashboards:write)")
     if status == 412:
-        return PushError(f"{doing}: the dashboard changed in Grafana since it was read (412 version mismatch); "
-                         "run the push again")
+        response = getattr(exc, "response", None)
+        kind = response.get("status") if isinstance(response, dict) else None
+        if kind == "name-exists":
+            return PushError(f"{doing}: the folder already holds a dashboard with this title but another uid "
+                             f"(412 name-exists): rename or delete that dashboard")
+        return PushError(f"{doing}: the dashboard changed in Grafana since it was read (412 {kind or 'precondition'}"
+                         f": {_message(exc)}); run the push again")
     if status == 409:
-        return PushError(f"{doing}: conflicts with an existing object in Grafana (409: {_message(exc)}); "
-                         f"e.g. a datasource named {DATASOURCE_NAME!r} with another uid — rename or delete it")
+        return PushError(f"{doing}: Grafana reports a conflict (409: {_message(exc)}), e.g. a datasource named "
+                         f"{DATASOURCE_NAME!r} or a folder with the same title but another uid: rename or delete it")
     if isinstance(exc, GrafanaTimeoutError):
         return PushError(f"Grafana at {url} did not answer in time while {doing}")
     if isinstance(exc, GrafanaServerError):

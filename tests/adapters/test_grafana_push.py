@@ -117,6 +117,11 @@ class FakeGrafana:
                     if old is not None and not b.get("overwrite") and d.get("version") != old["version"]:
                         return self._send(412, {"status": "version-mismatch",
                                                 "message": "The dashboard has been changed by someone else"})
+                    if any(o["title"] == d["title"] and u != d["uid"]
+                           and outer.dashboard_folder.get(u) == b.get("folderUid", "")
+                           for u, o in outer.dashboards.items()):
+                        return self._send(412, {"status": "name-exists", "message": "A dashboard with the same "
+                                                "name in the folder already exists"})
                     if b.get("folderUid") and b["folderUid"] not in outer.folders:
                         return self._send(400, {"message": "folder not found"})
                     d["version"] = (old["version"] if old else 0) + 1
@@ -259,9 +264,17 @@ def test_a_dashboard_changed_between_read_and_write_is_not_overwritten(grafana: 
             grafana.dashboards[uid] = {**grafana.dashboards[uid], "version": grafana.dashboards[uid]["version"] + 1}
 
     grafana.after_get = concurrent_edit
-    with pytest.raises(PushError, match="412 version mismatch"):
+    with pytest.raises(PushError, match=r"changed in Grafana since it was read \(412 version-mismatch"):
         run_push(grafana)
     assert grafana.dashboards["driftline-ops"]["title"] == "old title"
+
+
+def test_a_same_title_dashboard_with_another_uid_is_reported(grafana: FakeGrafana) -> None:
+    run_push(grafana)
+    grafana.dashboards["hand-made"] = {**grafana.dashboards.pop("driftline-fleet"), "uid": "hand-made"}
+    grafana.dashboard_folder["hand-made"] = FOLDER_UID
+    with pytest.raises(PushError, match=r"creating dashboard driftline-fleet: .*another uid \(412 name-exists"):
+        run_push(grafana)
 
 
 def test_folder_is_renamed_to_the_requested_title(grafana: FakeGrafana) -> None:
@@ -289,7 +302,7 @@ def test_auth_and_permission_errors_are_clear(grafana: FakeGrafana, token: str, 
 
 def test_datasource_name_taken_by_another_uid(grafana: FakeGrafana) -> None:
     grafana.datasources["someone-elses"] = {"uid": "someone-elses", "name": "Driftline InfluxDB"}
-    with pytest.raises(PushError, match=r"409.*another uid"):
+    with pytest.raises(PushError, match=r"creating the datasource: .*409.*another uid"):
         run_push(grafana)
 
 
