@@ -48,6 +48,29 @@ class _Probe(msgspec.Struct, forbid_unknown_fields=False):
     label: Any = msgspec.UNSET
 
 
+FeatureName = Annotated[str, msgspec.Meta(max_length=200)]
+FeatureString = Annotated[str, msgspec.Meta(max_length=MAX_STRING)]
+
+
+class _Fast(msgspec.Struct, forbid_unknown_fields=False):
+    """Every field of both event kinds, with the limits the slow path checks, for a one-pass decode of
+    well-formed events. JSON cannot encode a non-finite number (msgspec rejects ``NaN`` and overflow such
+    as ``1e400``), so the finiteness checks of :func:`_check_numbers` cannot fail for decoded input."""
+
+    model: Name
+    request_id: Name
+    timestamp: float | str
+    features: Annotated[dict[FeatureName, float | FeatureString | bool | None],
+                        msgspec.Meta(max_length=MAX_FEATURES)] | msgspec.UnsetType = msgspec.UNSET
+    prediction: int | float | str | msgspec.UnsetType | None = msgspec.UNSET
+    label: int | float | str | bool | msgspec.UnsetType = msgspec.UNSET
+    model_version: str | None = None
+    score: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] | None = None
+    latency_ms: Annotated[float, msgspec.Meta(ge=0.0)] | None = None
+    error: str | None = None
+
+
+_fast_decoder = msgspec.json.Decoder(_Fast)
 _probe_decoder = msgspec.json.Decoder(_Probe)
 _prediction_decoder = msgspec.json.Decoder(_Prediction)
 _label_decoder = msgspec.json.Decoder(_Label)
@@ -127,10 +150,43 @@ def decode_any(
 
     if len(raw) > max_bytes:
         return reject(f"oversize event: {len(raw)} bytes (max {max_bytes})")
+    fast = _decode_fast(raw, models)
+    if fast is not None:
+        return fast
     try:
         return _decode(raw, reject, models)
     except RecursionError:
         return reject("invalid event: JSON nested too deeply")
+
+
+def _decode_fast(raw: bytes, models: frozenset[str] | set[str] | None) -> PredictionEvent | LabelEvent | None:
+    """One decode for a valid event; ``None`` sends anything unusual to :func:`_decode`, which gives the
+    rejection its reason (tests/test_hostile_input.py checks that both paths agree)."""
+    try:
+        ev = _fast_decoder.decode(raw)
+    except (msgspec.DecodeError, RecursionError):  # ValidationError is a DecodeError
+        return None
+    if models is not None and ev.model not in models:
+        return None
+    ts = ev.timestamp
+    if type(ts) is float and MIN_TS <= ts < MAX_TS:
+        pass
+    else:
+        try:
+            ts = parse_timestamp(ts)
+        except (ValueError, TypeError, OverflowError):
+            return None
+    if ev.label is not msgspec.UNSET:
+        return LabelEvent(model=ev.model, request_id=ev.request_id, timestamp=ts, label=ev.label)
+    if ev.features is msgspec.UNSET or ev.prediction is msgspec.UNSET:
+        return None
+    if ev.prediction is None and ev.error is None:
+        return None
+    return PredictionEvent(
+        model=ev.model, request_id=ev.request_id, timestamp=ts, features=ev.features,
+        prediction=ev.prediction, model_version=ev.model_version, score=ev.score,
+        latency_ms=ev.latency_ms, error=ev.error,
+    )
 
 
 def _decode(raw: bytes, reject: Callable[..., Rejection],

@@ -73,11 +73,8 @@ class _Closed:
     quality_dirty: bool = False
 
 
-@dataclass
-class _Pending:
-    version: str | None
-    ts: float
-    prediction: object
+#: a prediction awaiting its label: (model version, event time, prediction) — a tuple, built per event
+_Pending = tuple[str | None, float, object]
 
 
 @dataclass
@@ -96,7 +93,8 @@ class ModelMonitor:
     last_wall: float | None = None
     closed_until: float | None = None
     joins: dict[str, _Pending] = field(default_factory=dict)
-    join_order: deque[tuple[float, str]] = field(default_factory=deque)
+    #: (latest event time, request ids) per observed batch, oldest first, for expiring ``joins``
+    join_order: deque[tuple[float, list[str]]] = field(default_factory=deque)
     early_labels: dict[str, LabelEvent] = field(default_factory=dict)
     warmup: list[PredictionEvent] = field(default_factory=list)
     unattributed_late: int = 0
@@ -176,17 +174,26 @@ class ModelMonitor:
 
     def _remember(self, version: str | None, events: list[PredictionEvent], late: np.ndarray) -> None:
         dup_windows: list[float] = []
+        joins = self.joins
+        rids: list[str] = []
+        top = -math.inf
         for e, is_late in zip(events, late.tolist(), strict=True):
             if is_late or e.prediction is None:
                 continue
             rid = e.request_id
-            if rid in self.joins:
-                dup_windows.append(e.timestamp)
-            self.joins[rid] = _Pending(version, e.timestamp, e.prediction)
-            self.join_order.append((e.timestamp, rid))
-            early = self.early_labels.pop(rid, None) if self.early_labels else None
-            if early is not None:
-                self.label(early)
+            ts = e.timestamp
+            if rid in joins:
+                dup_windows.append(ts)
+            joins[rid] = (version, ts, e.prediction)
+            rids.append(rid)
+            if ts > top:
+                top = ts
+            if self.early_labels:
+                early = self.early_labels.pop(rid, None)
+                if early is not None:
+                    self.label(early)
+        if rids:
+            self.join_order.append((top, rids))
         for t in dup_windows:
             for w in self.spec.windows_of(t):
                 state = self.open.get((version, w.start))
@@ -222,15 +229,16 @@ class ModelMonitor:
             self.early_labels[lab.request_id] = lab
             return
         task = self.reference.task if self.reference is not None else None
-        for w in self.spec.windows_of(pending.ts):
-            key = (pending.version, w.start)
+        version, ts, prediction = pending
+        for w in self.spec.windows_of(ts):
+            key = (version, w.start)
             state = self.open.get(key)
             if state is not None:
-                state.perf.update(lab.label, pending.prediction, task)
+                state.perf.update(lab.label, prediction, task)
                 continue
             closed = self.closed.get(key)
             if closed is not None:
-                closed.state.perf.update(lab.label, pending.prediction, task)
+                closed.state.perf.update(lab.label, prediction, task)
                 closed.perf_dirty = True
 
     def reject(self, rej: Rejection) -> None:
@@ -379,10 +387,11 @@ class ModelMonitor:
         for key in [k for k in self.closed if k[1] + self.spec.size + grace < wm]:
             del self.closed[key]
         while self.join_order and self.join_order[0][0] + self.spec.size + grace < wm:
-            _, rid = self.join_order.popleft()
-            pending = self.joins.get(rid)
-            if pending is not None and pending.ts + self.spec.size + grace < wm:
-                del self.joins[rid]
+            _, rids = self.join_order.popleft()
+            for rid in rids:
+                pending = self.joins.get(rid)
+                if pending is not None and pending[1] + self.spec.size + grace < wm:
+                    del self.joins[rid]
         if self.early_labels:
             stale = [rid for rid, lab in self.early_labels.items() if lab.timestamp + grace < wm]
             for rid in stale:

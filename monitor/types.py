@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import msgspec
+
 FeatureValue = float | str | bool | None
 Severity = Literal["warning", "critical"]
 AlertStatus = Literal["firing", "resolved"]
@@ -33,9 +35,9 @@ def rfc3339(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-@dataclass(frozen=True, slots=True)
-class PredictionEvent:
-    """One model call (CONTRACT §1, topic ``predictions``)."""
+class PredictionEvent(msgspec.Struct, frozen=True):
+    """One model call (CONTRACT §1, topic ``predictions``). A msgspec Struct: built once per consumed
+    event, and its C-level constructor is several times cheaper than a frozen dataclass's."""
 
     model: str
     request_id: str
@@ -48,8 +50,7 @@ class PredictionEvent:
     error: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class LabelEvent:
+class LabelEvent(msgspec.Struct, frozen=True):
     """Ground truth for an earlier prediction (CONTRACT §1, topic ``labels``)."""
 
     model: str

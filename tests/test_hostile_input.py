@@ -108,3 +108,53 @@ def test_storm_interleaved_with_valid_events(bad, rnd):
     counted = sum(p.field("invalid") for p in em.points if p.measurement == "data_quality"
                   and p.tag("feature") == "__event__")
     assert counted == sum(1 for _, r in rejected if r.model == "m")
+
+
+@st.composite
+def near_valid(draw: st.DrawFn) -> bytes:
+    """Valid events, malformed ones, and valid ones with odd but legal variations (labels, RFC 3339 times,
+    string/bool/null features, extra fields): the one-pass decoder must agree with the validating one."""
+    kind = draw(st.sampled_from(["malformed", "valid", "variant", "label"]))
+    if kind == "malformed":
+        return draw(malformed())
+    base = valid(draw(st.integers(0, 10_000)))
+    if kind == "label":
+        return json.dumps({"model": base["model"], "request_id": base["request_id"], "timestamp": draw(
+            st.one_of(st.just(base["timestamp"]), st.just("2026-01-01T00:00:00Z"), st.just("2026-01-01T00:00:00"))),
+            "label": draw(st.one_of(st.booleans(), st.integers(-5, 5), st.text(max_size=5), st.none()))}).encode()
+    if kind == "variant":
+        base["features"][draw(st.text(max_size=210))] = draw(
+            st.one_of(st.none(), st.booleans(), st.text(max_size=20), st.floats(allow_nan=False, allow_infinity=False)))
+        base["timestamp"] = draw(st.sampled_from([base["timestamp"], "2026-01-01T00:00:00+02:00", "2026-01-01",
+                                                  0, 7_258_118_400]))
+        base[draw(st.sampled_from(["extra", "model_version", "error"]))] = draw(st.one_of(st.none(), st.text(max_size=5)))
+    return json.dumps(base).encode()
+
+
+@settings(max_examples=3_000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(near_valid())
+def test_one_pass_decoder_agrees_with_the_validating_decoder(raw):
+    from monitor.events import _decode, _decode_fast
+
+    def reject(reason: str, model: str | None = None, ts: float | None = None) -> Rejection:
+        return Rejection(reason=reason, raw=raw, model=model, timestamp=ts)
+
+    models = frozenset({"m"})
+    fast = _decode_fast(raw, models)
+    try:
+        slow = _decode(raw, reject, models)
+    except RecursionError:
+        slow = reject("nested too deeply")
+    if fast is None:
+        return  # the validating decoder decides (and gives the reason)
+    assert not isinstance(slow, Rejection), (raw[:200], slow.reason)
+    assert fast == slow
+
+
+def test_valid_events_take_the_one_pass_decoder():
+    from monitor.events import _decode_fast
+
+    assert _decode_fast(json.dumps(valid(3)).encode(), frozenset({"m"})) is not None
+    label = {"model": "m", "request_id": "r", "timestamp": "2026-01-01T00:00:00Z", "label": True}
+    assert _decode_fast(json.dumps(label).encode(), None) is not None
+    assert _decode_fast(json.dumps(valid(3)).encode(), frozenset({"other"})) is None

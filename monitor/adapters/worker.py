@@ -2,13 +2,14 @@
 
 Design (docs/streaming.md has the long form):
 
-* One agent reads ``predictions`` and ``labels`` (key = model, so a model lives on one partition) with
-  acks disabled, buffers raw events and decodes/observes them in batches (msgspec + vectorised window
-  updates). State is bin counts in memory — no per-event table updates.
+* ``predictions`` and ``labels`` (key = model, so a model lives on one partition) are consumed by faust's
+  consumer with a batched drain (:mod:`monitor.adapters.batching`): every fetched batch is decoded and
+  observed in one call (msgspec + vectorised window updates). State is bin counts in memory — no
+  per-event table updates, and consumed records are not kept (only offset, model and window end).
 * A timer (``flush_interval``) advances the watermark (idle models close by wall clock), hands points
   to the sink and flushes it, sends alerts to the notifiers, publishes retraining CloudEvents and DLQ
-  records and waits for their delivery, and only then acks the events whose every window is closed and
-  flushed. faust commits the highest contiguous acked offset: **at-least-once**.
+  records and waits for their delivery, and only then acks, per partition in offset order, the records
+  whose every window is closed and flushed. faust commits the acked prefix: **at-least-once**.
 * After each flush, the per-model watermark (``closed_until``) is written to ``monitor.checkpoints`` on
   the same partition number as the model's input partition. A worker that gets a partition reads it
   first, so replayed events of already-closed windows count as late instead of rewriting good points
@@ -21,15 +22,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
-from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import faust
 import orjson
+from faust.transport.drivers.aiokafka import Transport as AIOKafkaTransport
 from faust.types import TP
 
+from monitor.adapters.batching import UNATTRIBUTED, AckLedger, BatchConsumer, RecordBatch
 from monitor.adapters.health import WorkerMetrics
 from monitor.adapters.influx import BufferFull, SinkUnavailable
 from monitor.config import MonitorSettings, parse_duration
@@ -42,33 +45,20 @@ from monitor.types import LabelEvent, MetricPoint, PredictionEvent, Rejection, R
 log = logging.getLogger("driftline.worker")
 
 
-class _Pending:
-    """One consumed event awaiting its ack: done when every window containing it is closed and flushed
-    (``last_end <= closed_until(model)``), or ``done`` is set (DLQ record delivered)."""
-
-    __slots__ = ("done", "event", "last_end", "model")
-
-    def __init__(self, event: Any, model: str | None, last_end: float, done: bool = False) -> None:
-        self.event = event
-        self.model = model
-        self.last_end = last_end
-        self.done = done
-
-
 @dataclass
 class WorkerState:
-    """Everything the agent and the timer share (one asyncio loop: no locks needed)."""
+    """Everything the drain loop and the timer share (one asyncio loop: no locks needed)."""
 
     settings: MonitorSettings
     monitor: Monitor
     sink: MetricSink
     notifier: AlertNotifier | None
     metrics: WorkerMetrics
-    buffer: list[Any] = field(default_factory=list)
-    #: per input partition (topic, partition), events in offset order; acked as a prefix only, so the
-    #: committed offset never passes an event of an open window, whatever faust's own ack bookkeeping does
-    pending: dict[tuple[str, int], deque[_Pending]] = field(default_factory=lambda: defaultdict(deque))
-    dlq_out: list[tuple[Rejection, _Pending]] = field(default_factory=list)
+    #: per input partition, consumed offsets awaiting their ack (acked as an offset-ordered prefix only,
+    #: so the committed offset never passes a record of an open window)
+    ledger: AckLedger = field(default_factory=AckLedger)
+    #: rejections whose dead-letter record is not delivered yet, with their ledger slot
+    dlq_out: list[tuple[Rejection, Any, int]] = field(default_factory=list)
     #: points advance() emitted that the sink has not accepted yet (BufferFull): never dropped
     points_out: list[MetricPoint] = field(default_factory=list)
     retrain_out: list[RetrainRequest] = field(default_factory=list)
@@ -87,33 +77,44 @@ class WorkerState:
     #: >0 while checkpoints of newly assigned partitions are being read: observe nothing until restored
     restoring: int = 0
 
-    def process_buffer(self) -> None:
-        """Decode and observe buffered events as one batch."""
-        if not self.buffer or self.restoring:
-            return
-        batch, self.buffer = self.buffer, []
+    def process_records(self, batch: RecordBatch, start_hints: dict[TP, int | None] | None = None) -> None:
+        """Decode and observe one fetched batch (per partition, records in offset order)."""
         s = self.settings
         decoded: list[PredictionEvent | LabelEvent] = []
         rejected: list[Rejection] = []
         now = time.time()
-        for event in batch:
-            msg = event.message
-            raw = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
-            out = decode_any(raw, topic=msg.topic, partition=msg.partition, offset=msg.offset,
-                             max_bytes=s.max_event_bytes, models=self.declared)
-            self.metrics.events.labels(msg.topic).inc()
-            queue = self.pending[(msg.topic, msg.partition)]
-            self.read_offset[(msg.topic, msg.partition)] = msg.offset
-            if isinstance(out, Rejection):
-                rejected.append(out)
-                entry = _Pending(event, None, 0.0)
-                self.dlq_out.append((out, entry))
-                queue.append(entry)
-                continue
-            decoded.append(out)
-            self.model_partition[out.model] = msg.partition
-            # a label's windows are those of its prediction, which (labels follow predictions) end no later
-            queue.append(_Pending(event, out.model, self.monitor.last_window_end(out.timestamp)))
+        ledger = self.ledger
+        model_id = ledger.model_id
+        last_end = self.monitor.last_window_end
+        max_bytes, declared = s.max_event_bytes, self.declared
+        inf = math.inf
+        model_partition = self.model_partition
+        for tp, records in batch:
+            topic, partition = tp.topic, tp.partition
+            offsets: list[int] = []
+            ids: list[int] = []
+            ends: list[float] = []
+            dead: list[tuple[Rejection, int]] = []
+            for i, record in enumerate(records):
+                offset = record.offset
+                offsets.append(offset)
+                out = decode_any(record.value or b"", topic=topic, partition=partition, offset=offset,
+                                 max_bytes=max_bytes, models=declared)
+                if isinstance(out, Rejection):
+                    rejected.append(out)
+                    dead.append((out, i))
+                    ids.append(UNATTRIBUTED)
+                    ends.append(inf)  # done once its dead-letter record is delivered
+                    continue
+                decoded.append(out)
+                ids.append(model_id(out.model))
+                model_partition[out.model] = partition
+                # a label's windows are those of its prediction, which (labels follow predictions) end no later
+                ends.append(last_end(out.timestamp))
+            chunk = ledger.add(tp, offsets, ids, ends, (start_hints or {}).get(tp))
+            self.dlq_out.extend((rej, chunk, i) for rej, i in dead)
+            self.metrics.events.labels(topic).inc(len(records))
+            self.read_offset[(topic, partition)] = offsets[-1]
         if rejected:
             self.monitor.reject(rejected)
             self.metrics.invalid.inc(len(rejected))
@@ -121,30 +122,10 @@ class WorkerState:
             unknown = self.monitor.observe(decoded, now=now)
             if unknown:  # undeclared models are rejected at decode time; count any the pipeline still refuses
                 self.metrics.invalid.inc(len(unknown))
-        self.events_since_flush += len(batch)
-
-    def ackable(self) -> list[Any]:
-        """The done prefix of every partition's pending events (call only after a successful flush).
-
-        Acking strictly in offset order keeps faust's committed offset (highest contiguous ack) below
-        the first event of a still-open window, also when faust does not know the committed offset yet.
-        """
-        out: list[Any] = []
-        closed_until = self.monitor.closed_until
-        for queue in self.pending.values():
-            while queue:
-                head = queue[0]
-                if not head.done:
-                    if head.model is None:
-                        break
-                    closed = closed_until(head.model)
-                    if closed is None or head.last_end > closed:
-                        break
-                out.append(queue.popleft().event)
-        return out
+        self.events_since_flush += sum(len(r) for _, r in batch)
 
     def pending_count(self) -> int:
-        return sum(len(q) for q in self.pending.values())
+        return self.ledger.pending()
 
     def freeze_idle_clocks(self, now: float) -> None:
         """While the worker is not consuming (backpressure, rebalance, checkpoint restore), its models are
@@ -153,6 +134,22 @@ class WorkerState:
         for mm in self.monitor.models.values():
             if mm.last_wall is not None:
                 mm.last_wall = now
+
+
+class _App(faust.App):
+    """faust.App whose consumer drains input topics in batches (:class:`BatchConsumer`)."""
+
+    def _new_consumer(self) -> Any:
+        transport = self.transport
+        if not isinstance(transport, AIOKafkaTransport):  # build_app always uses kafka:// (aiokafka)
+            raise TypeError(f"the Driftline worker needs faust's aiokafka transport, not {type(transport)!r}")
+        consumer = BatchConsumer(transport, callback=self.topics.on_message,
+                                 on_partitions_revoked=self._on_partitions_revoked,
+                                 on_partitions_assigned=self._on_partitions_assigned,
+                                 beacon=self.beacon, loop=transport.loop)
+        consumer.batch_handler = getattr(self, "driftline_ingest", None)
+        consumer.batch_topics = getattr(self, "driftline_topics", frozenset())
+        return consumer
 
 
 def _security(settings: MonitorSettings) -> Any:
@@ -175,7 +172,7 @@ def build_app(settings: MonitorSettings, references: dict[str, ReferenceProfile]
               notifier: AlertNotifier | None = None, metrics: WorkerMetrics | None = None) -> faust.App:
     """The faust app: topics, the ingest agent, the flush timer, partition callbacks and /metrics."""
     metrics = metrics or WorkerMetrics()
-    app = faust.App(
+    app = _App(
         settings.consumer_group,
         broker=";".join(f"kafka://{b}" for b in settings.bootstrap_servers.split(",")),
         broker_credentials=_security(settings),
@@ -189,9 +186,8 @@ def build_app(settings: MonitorSettings, references: dict[str, ReferenceProfile]
         broker_commit_interval=max(0.5, settings.flush_interval_s),
         web_enabled=True, web_host=settings.web_host, web_port=settings.web_port, web_bind=settings.web_host,
         store="memory://", table_cleanup_interval=3600.0,
-        stream_buffer_maxsize=max(16_384, settings.batch_size * 4),
-        broker_max_poll_records=5_000,
-        consumer_max_fetch_size=8 * 1024 * 1024,
+        broker_max_poll_records=max(settings.batch_size, 1),
+        consumer_max_fetch_size=1024 * 1024,
         producer_acks=-1,
         stream_wait_empty=False,  # unacked events of open windows are replayed by the next owner
     )
@@ -205,16 +201,23 @@ def build_app(settings: MonitorSettings, references: dict[str, ReferenceProfile]
     checkpoints = app.topic(settings.checkpoint_topic, value_type=bytes, key_type=bytes,
                             partitions=settings.partitions)
 
-    @app.agent(inputs)
-    async def ingest(stream: Any) -> None:
-        async for event in stream.noack().events():
-            if event.message.generation_id != app.consumer_generation_id:
-                continue  # fetched before a rebalance: the partition's owner replays it from the committed offset
-            state.buffer.append(event)
-            if len(state.buffer) >= settings.batch_size:
-                state.process_buffer()
-            while state.paused:
-                await asyncio.sleep(0.2)  # backpressure: stop pulling until the sink recovers
+    app.topics.add(inputs)  # subscribed; records arrive in batches through ingest(), not through an agent
+
+    async def ingest(batch: RecordBatch, generation: int) -> None:
+        """Called by the consumer's drain loop with every fetched batch of the input topics."""
+        while state.restoring:  # never observe before the partition's checkpoint is applied
+            await asyncio.sleep(0.05)
+
+        if app.consumer_generation_id != generation:
+            return  # a rebalance happened meanwhile: faust seeks to the committed offsets and re-reads
+        consumer = cast(BatchConsumer, app.consumer)
+        hints = {tp: consumer._committed_offset[tp] for tp, _ in batch if tp not in state.ledger.queues}
+        state.process_records(batch, hints)
+        while state.paused:
+            await asyncio.sleep(0.2)  # backpressure: stop pulling until the sink recovers
+
+    app.driftline_ingest = ingest  # type: ignore[attr-defined]
+    app.driftline_topics = frozenset({settings.predictions_topic, settings.labels_topic})  # type: ignore[attr-defined]
 
     async def flush() -> None:
         async with state.flush_lock:
@@ -225,7 +228,6 @@ def build_app(settings: MonitorSettings, references: dict[str, ReferenceProfile]
         if state.restoring:
             state.freeze_idle_clocks(now)
             return  # never close a window before the partition's checkpoint is applied
-        state.process_buffer()
         if state.paused:
             state.freeze_idle_clocks(now)  # not consuming: do not extrapolate watermarks of waiting events
         em = state.monitor.advance(now=now)
@@ -269,9 +271,9 @@ def build_app(settings: MonitorSettings, references: dict[str, ReferenceProfile]
         except Exception as exc:  # broker trouble: nothing more is acked; the next flush retries the rest
             log.warning("event=publish_failed error=%r", f"{type(exc).__name__}: {exc}"[:300])
             return
-        acked = state.ackable()
-        for event in acked:
-            event.ack()
+        consumer = cast(BatchConsumer, app.consumer)
+        for tp, first, last in state.ledger.ackable(state.monitor.closed_until):
+            consumer.ack_range(tp, first, last)
         metrics.sink_buffered.set(getattr(state.sink, "buffered", 0))
         metrics.pending_acks.set(state.pending_count())
         metrics.open_windows.set(state.monitor.open_windows())
@@ -289,16 +291,19 @@ def build_app(settings: MonitorSettings, references: dict[str, ReferenceProfile]
             metrics.retraining.inc()
             log.info("event=retraining_requested model=%s reason=%s id=%s", req.model, req.reason, req.event_id)
         if state.dlq_out:
-            items = state.dlq_out
+            items, state.dlq_out = state.dlq_out, []
             now = time.time()
-            futs = [await dlq.send(key=r.model.encode() if r.model else None, value=orjson.dumps(r.to_dlq(now)))
-                    for r, _ in items]
-            for f in futs:
-                await f
-            state.dlq_out = []
+            try:
+                futs = [await dlq.send(key=r.model.encode() if r.model else None,
+                                       value=orjson.dumps(r.to_dlq(now))) for r, _, _ in items]
+                for f in futs:
+                    await f
+            except BaseException:
+                state.dlq_out[:0] = items  # not delivered (or not known to be): sent again next flush
+                raise
             metrics.dlq.inc(len(items))
-            for _, entry in items:
-                entry.done = True
+            for _, chunk, index in items:
+                AckLedger.mark_done(chunk, index)
         await _checkpoint(state, checkpoints)
 
     @app.timer(interval=settings.flush_interval_s)  # type: ignore[untyped-decorator]
@@ -329,9 +334,10 @@ def build_app(settings: MonitorSettings, references: dict[str, ReferenceProfile]
         # write the points of windows closed so far and their checkpoint; the acks themselves are void
         # (faust forgets a revoked partition's acks), so the next owner replays from the committed offset
         await flush()
-        state.buffer = [e for e in state.buffer if e.message.partition not in gone]
-        for key in [k for k in state.pending if k[1] in gone]:
-            del state.pending[key]
+        inputs_gone = [tp for tp in state.ledger.queues if tp.partition in gone]
+        state.ledger.drop(inputs_gone)
+        state.dlq_out = [item for item in state.dlq_out if item[0].partition not in gone]
+        for key in [k for k in state.read_offset if k[1] in gone]:
             state.read_offset.pop(key, None)
         for model, part in list(state.model_partition.items()):
             if part in gone:
