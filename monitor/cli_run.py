@@ -79,9 +79,10 @@ def run_worker(settings: MonitorSettings, references: Mapping[str, ReferenceProf
     if not references and settings.warmup_events == 0:
         settings = settings.model_copy(update={"warmup_events": 2000})
         log.warning("event=no_reference warmup_events=2000 (each model's first events become its reference)")
-    topics = {settings.predictions_topic: settings.partitions, settings.labels_topic: settings.partitions,
-              settings.checkpoint_topic: settings.partitions, settings.retraining_topic: settings.partitions,
-              settings.dlq_topic: settings.partitions}
+    topics = {settings.predictions_topic: settings.partitions, settings.checkpoint_topic: settings.partitions,
+              settings.retraining_topic: settings.partitions, settings.dlq_topic: settings.partitions}
+    if settings.labels_topic:
+        topics[settings.labels_topic] = settings.partitions
     wait_for_broker(settings, lambda: create_topics(settings.bootstrap_servers, topics,
                                                     settings.kafka_python_security()), log)
     notifier = build_dispatcher(

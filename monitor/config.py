@@ -125,6 +125,8 @@ class MonitorSettings(BaseSettings):
 
     broker: str = "kafka://127.0.0.1:9092"
     predictions_topic: str = "predictions"
+    #: empty: this deployment has no ground truth — no labels topic, no label join, and no per-prediction
+    #: memory (request-id duplicates are then not counted either)
     labels_topic: str = "labels"
     retraining_topic: str = "monitor.retraining"
     dlq_topic: str = "monitor.dlq"

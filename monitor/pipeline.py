@@ -98,6 +98,8 @@ class ModelMonitor:
     early_labels: dict[str, LabelEvent] = field(default_factory=dict)
     warmup: list[PredictionEvent] = field(default_factory=list)
     unattributed_late: int = 0
+    #: events older than closed windows since start (observability: counted in points too)
+    late_events: int = 0
     unattributed_invalid: int = 0
     unmatched_labels: int = 0
     adwin: rdrift.ADWIN = field(default_factory=rdrift.ADWIN)
@@ -143,6 +145,7 @@ class ModelMonitor:
         else:
             late = np.zeros(ts.size, dtype=bool)
         if late.any():
+            self.late_events += int(late.sum())
             self._count_late(version, ts[late])
         exact = self.settings.exact_ks
         for start, rows in self.spec.starts(ts):
@@ -173,6 +176,8 @@ class ModelMonitor:
                 self.unattributed_late += 1
 
     def _remember(self, version: str | None, events: list[PredictionEvent], late: np.ndarray) -> None:
+        if not self.settings.labels_topic:
+            return  # no ground truth in this deployment: hold nothing per prediction
         dup_windows: list[float] = []
         joins = self.joins
         rids: list[str] = []
@@ -569,6 +574,14 @@ class Monitor:
     def forget(self, model: str) -> None:
         """Drop a model's state (its partition moved to another worker, which rebuilds it by replay)."""
         self.models.pop(model, None)
+
+    def late_events(self) -> int:
+        """Events that arrived after their windows closed, since start (all models)."""
+        return sum(m.late_events for m in self.models.values())
+
+    def pending_labels(self) -> int:
+        """Predictions held for the label join and duplicate detection (all models)."""
+        return sum(len(m.joins) for m in self.models.values())
 
     def open_windows(self) -> int:
         return sum(len(m.open) for m in self.models.values())

@@ -101,16 +101,20 @@ def _rss_mb(pid: int) -> float:
 
 
 def run_workers(k: int, bootstrap: str, topic: str, n: int, env: dict[str, str], workdir: Path,
-                timeout: float = 600) -> tuple[float, list[float]]:
-    """Start k workers, wait until they consumed n events; events/s from first to last event, RSS (MB)."""
+                timeout: float = 600, label: str = "") -> tuple[float, list[float]]:
+    """Start k workers, wait until they consumed n events; events/s from first to last event, RSS (MB).
+
+    Each run has its own consumer group and checkpoint topic (a checkpoint of an earlier run would make
+    every event of this one late), and fails if any event was late or no window closed."""
     procs = []
     ports = []
     group = f"bench-{time.time()}"
     for i in range(k):
         port = free_port()
         e = dict(os.environ, **env, MONITOR_WEB_PORT=str(port), MONITOR_CONSUMER_GROUP=group,
+                 MONITOR_CHECKPOINT_TOPIC=f"{group}-checkpoints",
                  MONITOR_WORKER_NAME=f"bench-{i}", MONITOR_PREDICTIONS_TOPIC=topic)
-        log = (workdir / f"worker-{k}-{i}.log").open("wb")
+        log = (workdir / f"worker-{k}-{i}{label}.log").open("wb")
         procs.append(subprocess.Popen([sys.executable, "-m", "monitor", "run"], env=e, stdout=log,
                                       stderr=subprocess.STDOUT))
         ports.append(port)
@@ -131,6 +135,10 @@ def run_workers(k: int, bootstrap: str, topic: str, n: int, env: dict[str, str],
         rate = (n - first_count) / max(time.perf_counter() - first, 1e-9)
         time.sleep(2.0)  # let the last windows close (idle timeout) before reading memory
         rss = [_rss_mb(p.pid) for p in procs]
+        late = sum(_metric(p, "driftline_late_events") for p in ports)
+        closed = sum(_metric(p, "driftline_windows_closed_total") for p in ports)
+        if late > 0 or closed <= 0:
+            raise RuntimeError(f"invalid run: {late:.0f} late events, {closed:.0f} windows closed (see {workdir})")
         return rate, rss
     finally:
         for p in procs:
@@ -180,7 +188,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             two, rss_two = run_workers(2, broker.url, "bench", n, env, work)
         results.update(bare_events_per_s=bare, worker_events_per_s=one, ratio=one / bare,
                        two_workers_events_per_s=two, two_vs_one=two / one, rss_mb_one_worker=rss_one[0])
-        memory = {}
+        memory: dict[int, float] = {}
+        memory_no_labels: dict[int, float] = {}
         for per_window in [int(x) for x in args.window_events.split(",") if x]:
             total = max(per_window * 2, 20_000)
             topic = f"mem-{per_window}"
@@ -188,9 +197,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             with console.status(f"memory: {per_window:,} events per window ({total:,} events, one model)"):
                 evs = make_events(total, MODELS[:1], per_second=per_window / 10.0, seed=3)
                 produce(broker.url, topic, evs, MODELS[:1])
-                _, rss = run_workers(1, broker.url, topic, total, env, work)
-            memory[per_window] = rss[0]
+                del evs
+                _, rss = run_workers(1, broker.url, topic, total, env, work, label=f"-mem{per_window}")
+                memory[per_window] = rss[0]
+                _, rss = run_workers(1, broker.url, topic, total, {**env, "MONITOR_LABELS_TOPIC": ""}, work,
+                                     label=f"-mem{per_window}-nolabels")
+                memory_no_labels[per_window] = rss[0]
         results["rss_mb_by_events_per_window"] = memory
+        results["rss_mb_by_events_per_window_no_label_join"] = memory_no_labels
     finally:
         vm.stop()
         broker.stop()
@@ -202,8 +216,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     t.add_row("1 × monitor run (all metrics, InfluxDB writes)", f"{one:,.0f}", f"{one / bare:.2f}")
     t.add_row("2 × monitor run, 4 partitions", f"{two:,.0f}", f"{two / one:.2f}× one worker")
     console.print(t)
-    console.print(f"worker RSS after the backlog: {rss_one[0]:.0f} MB; by events per window: "
-                  + ", ".join(f"{k:,}: {v:.0f} MB" for k, v in results["rss_mb_by_events_per_window"].items()))
+    console.print(f"worker RSS after the backlog: {rss_one[0]:.0f} MB")
+    if results["rss_mb_by_events_per_window"]:
+        m = Table(title="worker RSS (MB) after a backlog of 2 windows, one model")
+        m.add_column("events per window", justify="right")
+        m.add_column("label join on (default)", justify="right")
+        m.add_column("no labels topic", justify="right")
+        for k, v in results["rss_mb_by_events_per_window"].items():
+            m.add_row(f"{k:,}", f"{v:.0f}", f"{results['rss_mb_by_events_per_window_no_label_join'][k]:.0f}")
+        console.print(m)
     console.print(f"machine: {os.cpu_count()} cores")
     if args.json:
         Path(args.json).write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))

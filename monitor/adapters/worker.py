@@ -194,7 +194,8 @@ def build_app(settings: MonitorSettings, references: dict[str, ReferenceProfile]
     state = WorkerState(settings, Monitor(settings, references), sink, notifier, metrics,
                         declared=frozenset(settings.models) if settings.models else None)
     app.driftline_state = state  # type: ignore[attr-defined]
-    inputs = app.topic(settings.predictions_topic, settings.labels_topic, value_type=bytes, key_type=bytes,
+    input_topics = [t for t in (settings.predictions_topic, settings.labels_topic) if t]
+    inputs = app.topic(*input_topics, value_type=bytes, key_type=bytes,
                        partitions=settings.partitions)
     retraining = app.topic(settings.retraining_topic, value_type=bytes, key_type=bytes)
     dlq = app.topic(settings.dlq_topic, value_type=bytes, key_type=bytes)
@@ -217,7 +218,7 @@ def build_app(settings: MonitorSettings, references: dict[str, ReferenceProfile]
             await asyncio.sleep(0.2)  # backpressure: stop pulling until the sink recovers
 
     app.driftline_ingest = ingest  # type: ignore[attr-defined]
-    app.driftline_topics = frozenset({settings.predictions_topic, settings.labels_topic})  # type: ignore[attr-defined]
+    app.driftline_topics = frozenset(input_topics)  # type: ignore[attr-defined]
 
     async def flush() -> None:
         async with state.flush_lock:
@@ -277,6 +278,8 @@ def build_app(settings: MonitorSettings, references: dict[str, ReferenceProfile]
         metrics.sink_buffered.set(getattr(state.sink, "buffered", 0))
         metrics.pending_acks.set(state.pending_count())
         metrics.open_windows.set(state.monitor.open_windows())
+        metrics.late.set(state.monitor.late_events())
+        metrics.pending_labels.set(state.monitor.pending_labels())
         _consumer_lag(app, state)
         state.last_flush_wall = time.time()
         state.events_since_flush = 0
@@ -328,7 +331,7 @@ def build_app(settings: MonitorSettings, references: dict[str, ReferenceProfile]
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
-        gone = {tp.partition for tp in revoked if tp.topic in (settings.predictions_topic, settings.labels_topic)}
+        gone = {tp.partition for tp in revoked if tp.topic in input_topics}
         if not gone:
             return
         # write the points of windows closed so far and their checkpoint; the acks themselves are void
