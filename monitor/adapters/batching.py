@@ -12,10 +12,12 @@ and replaces only the per-record drain loop: each fetched batch of the input top
 subscribed topic still take faust's per-record path. Acks are offset ranges (:meth:`BatchConsumer.ack_range`)
 fed into faust's own ack bookkeeping, so faust's commit loop commits them.
 
-:class:`AckLedger` remembers, per input partition, every consumed offset with the model it belongs to and
-the end of the last window it falls in (20 bytes per record; the payload itself is not kept: a new owner
-re-reads it from Kafka). :meth:`AckLedger.ackable` returns, per partition, the longest prefix whose every
-window is closed and flushed, so the committed offset never passes a record of an open window.
+:class:`AckLedger` remembers, per input partition and fetched batch, what decides when its records may
+be acked: per model the records whose window end is a new maximum (a few per window boundary) and the
+rejections. The payload itself is not kept (a new owner re-reads it from Kafka), so the ledger does not
+grow with the events per window. :meth:`AckLedger.ackable` returns, per partition, the longest prefix
+whose every window is closed and flushed, so the committed offset never passes a record of an open
+window.
 
 These classes rely on faust-streaming internals (``_wait_next_records``, ``_read_offset``, ``_acked``,
 ``_acked_index``, ``_committed_offset``); pyproject.toml pins the faust-streaming versions they were
@@ -138,16 +140,46 @@ class BatchConsumer(AIOKafkaConsumer):
 
 
 class _Chunk:
-    """One batch of one partition: offsets, model ids, end of each record's last window."""
+    """One fetched batch of one partition, reduced to what decides when its records may be acked.
 
-    __slots__ = ("ack_from", "last_end", "model_ids", "offsets", "pos")
+    Record ``i`` is done when ``last_end[i] <= closed_until(model[i])`` (or, for a rejection, once it is
+    marked done). Only the first record that is not done matters, and per model only the records whose
+    ``last_end`` is a new maximum from the left can be that record (an earlier record of the same model
+    with a later or equal window end blocks first). So a chunk keeps, per model, those left-to-right
+    maxima — a few per window boundary — plus its rejections: its size does not grow with its records.
+    """
+
+    __slots__ = ("ack_from", "blockers", "first", "n", "offsets", "pos", "rejects")
 
     def __init__(self, ack_from: int, offsets: np.ndarray, model_ids: np.ndarray, last_end: np.ndarray) -> None:
         self.ack_from = ack_from  # first offset the next ack of this chunk covers (gaps included)
-        self.offsets = offsets
-        self.model_ids = model_ids
-        self.last_end = last_end
+        self.n = int(offsets.size)
+        self.first = int(offsets[0])
+        # offsets are kept only when they are not contiguous (transaction markers, compaction)
+        self.offsets = None if int(offsets[-1]) - self.first + 1 == self.n else offsets
         self.pos = 0  # records before pos are acked
+        unattributed = model_ids == UNATTRIBUTED
+        self.rejects: set[int] = set(np.flatnonzero(unattributed).tolist())
+        self.blockers: list[tuple[int, np.ndarray, np.ndarray]] = []
+        for mid in np.unique(model_ids[~unattributed]).tolist():
+            idx = np.flatnonzero(model_ids == mid)
+            ends = last_end[idx]
+            keep = np.empty(ends.size, dtype=bool)
+            keep[0] = True
+            np.greater(ends[1:], np.maximum.accumulate(ends)[:-1], out=keep[1:])
+            self.blockers.append((int(mid), idx[keep], ends[keep]))  # ends strictly increasing
+
+    def offset(self, index: int) -> int:
+        return self.first + index if self.offsets is None else int(self.offsets[index])
+
+    def first_blocked(self, closed: np.ndarray) -> int:
+        """Index of the first record that is not done (``n`` when all are)."""
+        k = min(self.rejects, default=self.n)
+        for mid, idx, ends in self.blockers:
+            j = int(np.searchsorted(ends, closed[mid], side="right"))
+            if j < idx.size and idx[j] < k:
+                k = int(idx[j])
+        return k
 
 
 class AckLedger:
@@ -168,14 +200,15 @@ class AckLedger:
 
     def add(self, tp: TP, offsets: Sequence[int], model_ids: Sequence[int], last_end: Sequence[float],
             start_hint: int | None = None) -> _Chunk:
-        """Remember a batch of ``tp``. ``last_end`` is +inf for records that wait for :meth:`mark_done`.
-        The first batch of a partition acks from ``start_hint`` (the offset the consumer was positioned
-        at) when given, so offsets without a record before it (transaction markers) do not stall commits."""
+        """Remember a batch of ``tp`` (offsets ascending). Records with model id ``UNATTRIBUTED`` wait for
+        :meth:`mark_done`. The first batch of a partition acks from ``start_hint`` (the offset the consumer
+        was positioned at) when given, so offsets without a record before it (transaction markers) do not
+        stall commits."""
         first = int(offsets[0])
         ack_from = self._next.get(tp)
         if ack_from is None or ack_from > first:
             ack_from = start_hint if start_hint is not None and start_hint <= first else first
-        chunk = _Chunk(ack_from, np.asarray(offsets, dtype=np.int64), np.asarray(model_ids, dtype=np.int32),
+        chunk = _Chunk(ack_from, np.asarray(offsets, dtype=np.int64), np.asarray(model_ids, dtype=np.int64),
                        np.asarray(last_end, dtype=np.float64))
         self.queues[tp].append(chunk)
         self._next[tp] = int(offsets[-1]) + 1
@@ -184,28 +217,26 @@ class AckLedger:
     @staticmethod
     def mark_done(chunk: _Chunk, index: int) -> None:
         """The record at ``index`` of ``chunk`` needs nothing more (e.g. its dead-letter record is written)."""
-        chunk.last_end[index] = -math.inf
+        chunk.rejects.discard(index)
 
     def ackable(self, closed_until: Callable[[str], float | None]) -> list[tuple[TP, int, int]]:
         """``(tp, first, last)`` offset ranges that may be acked now, consuming them from the ledger."""
-        closed = np.array([c if (c := closed_until(m)) is not None else -math.inf for m in self.models]
-                          + [-math.inf], dtype=np.float64)  # model id -1 (UNATTRIBUTED) reads the last slot
+        closed = np.array([c if (c := closed_until(m)) is not None else -math.inf for m in self.models],
+                          dtype=np.float64)
         out: list[tuple[TP, int, int]] = []
         for tp, queue in self.queues.items():
             first: int | None = None
             last: int | None = None
             while queue:
                 chunk = queue[0]
-                rest = slice(chunk.pos, None)
-                done = chunk.last_end[rest] <= closed[chunk.model_ids[rest]]
-                k = int(done.size if done.all() else done.argmin())
-                if k:
+                k = chunk.first_blocked(closed)
+                if k > chunk.pos:
                     if first is None:
                         first = chunk.ack_from
-                    chunk.pos += k
-                    last = int(chunk.offsets[chunk.pos - 1])
+                    chunk.pos = k
+                    last = chunk.offset(k - 1)
                     chunk.ack_from = last + 1
-                if chunk.pos < chunk.offsets.size:
+                if chunk.pos < chunk.n:
                     break
                 queue.popleft()
             if first is not None and last is not None:
@@ -219,4 +250,9 @@ class AckLedger:
             self._next.pop(tp, None)
 
     def pending(self) -> int:
-        return sum(int(c.offsets.size - c.pos) for q in self.queues.values() for c in q)
+        return sum(c.n - c.pos for q in self.queues.values() for c in q)
+
+    def nbytes(self) -> int:
+        """Approximate memory held by the ledger's arrays."""
+        return sum(sum(i.nbytes + e.nbytes for _, i, e in c.blockers) + 8 * len(c.rejects)
+                   + (c.offsets.nbytes if c.offsets is not None else 0) for q in self.queues.values() for c in q)

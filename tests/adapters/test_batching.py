@@ -73,25 +73,46 @@ def test_drop_forgets_a_revoked_partition() -> None:
     assert led.ackable(closed_map({"a": 1.0})) == [(P1, 0, 0)]
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 2), st.floats(0, 10)), min_size=1, max_size=60),
-       st.lists(st.integers(1, 7), min_size=1, max_size=10), st.lists(st.floats(0, 10), min_size=3, max_size=3))
-def test_acked_prefix_matches_a_sequential_model(records, cuts, closed) -> None:
-    """Whatever the batching, the acked offsets are exactly the longest prefix whose records are all done."""
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.floats(0, 10), st.booleans()), min_size=1, max_size=80),
+       st.lists(st.integers(1, 7), min_size=1, max_size=10),
+       st.lists(st.lists(st.floats(0, 10), min_size=3, max_size=3), min_size=1, max_size=4))
+def test_acked_prefix_matches_a_sequential_model(records, cuts, steps) -> None:
+    """Whatever the batching, and as watermarks advance, the acked offsets are exactly the longest prefix
+    whose records are all done (model 3 = a rejection, done when its flag is set)."""
     led = AckLedger()
     ids = [led.model_id(m) for m in ("a", "b", "c")]
     i = 0
-    for size in cuts * 10:
+    for size in cuts * 20:
         if i >= len(records):
             break
         part = records[i:i + size]
-        led.add(P0, list(range(i, i + len(part))), [ids[m] for m, _ in part], [e for _, e in part])
+        chunk = led.add(P0, list(range(i, i + len(part))), [ids[m] if m < 3 else UNATTRIBUTED for m, _, _ in part],
+                        [e if m < 3 else math.inf for m, e, _ in part])
+        for j, (m, _, delivered) in enumerate(part):
+            if m == 3 and delivered:
+                led.mark_done(chunk, j)
         i += len(part)
-    got = led.ackable(closed_map(dict(zip("abc", closed, strict=True))))
-    done = 0
-    for m, end in records:
-        if end > closed[m]:
-            break
-        done += 1
-    assert got == ([(P0, 0, done - 1)] if done else [])
-    assert led.pending() == len(records) - done
+    closed = [0.0, 0.0, 0.0]
+    acked = 0
+    for step in steps:
+        closed = [max(c, s) for c, s in zip(closed, step, strict=True)]  # watermarks only advance
+        got = led.ackable(closed_map(dict(zip("abc", closed, strict=True))))
+        done = 0
+        for m, end, delivered in records:
+            if (m == 3 and not delivered) or (m < 3 and end > closed[m]):
+                break
+            done += 1
+        assert got == ([(P0, acked, done - 1)] if done > acked else [])
+        acked = max(acked, done)
+        assert led.pending() == len(records) - acked
+
+
+def test_ledger_size_does_not_grow_with_events_per_window() -> None:
+    led = AckLedger()
+    a = led.model_id("a")
+    for start in range(0, 1_000_000, 5_000):  # 1M records of one model over 2 windows, in batches
+        led.add(P0, list(range(start, start + 5_000)), [a] * 5_000, [10.0 if start < 500_000 else 20.0] * 5_000)
+    assert led.pending() == 1_000_000
+    assert led.nbytes() < 200 * 16 + 64  # one (index, end) pair per batch
+    assert led.ackable(closed_map({"a": 10.0})) == [(P0, 0, 499_999)]
