@@ -100,9 +100,21 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, all threads) a process has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+#: CPU seconds used while the last run_workers() call consumed its events: workers and the other servers
+LAST_CPU: dict[str, float] = {}
+
+
 def run_workers(k: int, bootstrap: str, topic: str, n: int, env: dict[str, str], workdir: Path,
-                timeout: float = 600, label: str = "") -> tuple[float, list[float]]:
-    """Start k workers, wait until they consumed n events; events/s from first to last event, RSS (MB).
+                timeout: float = 600, label: str = "", others: dict[str, int] | None = None
+                ) -> tuple[float, list[float]]:
+    """Start k workers, wait until they consumed n events; events/s from the moment every worker consumes
+    (replays after a rebalance count: they are work) until n, and RSS (MB).
 
     Each run has its own consumer group and checkpoint topic (a checkpoint of an earlier run would make
     every event of this one late), and fails if any event was late or no window closed."""
@@ -122,11 +134,20 @@ def run_workers(k: int, bootstrap: str, topic: str, n: int, env: dict[str, str],
         first: float | None = None
         first_count = 0.0
         deadline = time.monotonic() + timeout
+        pids = {**{f"worker {i}": p.pid for i, p in enumerate(procs)}, **(others or {})}
+        cpu0: dict[str, float] = {}
         while time.monotonic() < deadline:
-            total = sum(max(0.0, _metric(p, "driftline_events_total")) for p in ports)
-            if first is None and total > 0:
+            counts = [max(0.0, _metric(p, "driftline_events_total")) for p in ports]
+            total = sum(counts)
+            # the clock starts once every worker consumes: with k > 1 the group's last rebalance is over
+            if first is None and all(c > 0 for c in counts):
                 first, first_count = time.perf_counter(), total
+                cpu0 = {name: _cpu_s(pid) for name, pid in pids.items()}
             if total >= n:
+                LAST_CPU.clear()
+                LAST_CPU.update({name: _cpu_s(pid) - cpu0[name] for name, pid in pids.items()})
+                LAST_CPU["wall"] = time.perf_counter() - (first or 0.0)
+                LAST_CPU["events"] = n - first_count
                 break
             time.sleep(0.05)
         else:
@@ -182,10 +203,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             produce(broker.url, "bench", events, MODELS)
         with console.status("bare aiokafka consumer (decode only)"):
             bare = asyncio.run(bare_consumer(broker.url, "bench", n))
+        servers = {"broker": broker.pid, "VictoriaMetrics": vm.pid}
         with console.status("1 monitor run worker"):
-            one, rss_one = run_workers(1, broker.url, "bench", n, env, work)
+            one, rss_one = run_workers(1, broker.url, "bench", n, env, work, others=servers)
+            cpu_one = dict(LAST_CPU)
         with console.status("2 monitor run workers"):
-            two, rss_two = run_workers(2, broker.url, "bench", n, env, work)
+            two, rss_two = run_workers(2, broker.url, "bench", n, env, work, others=servers)
+            cpu_two = dict(LAST_CPU)
+        results.update(cpu_one_worker=cpu_one, cpu_two_workers=cpu_two)
+        if cpu_two["events"] < n / 2:
+            console.print(f"[yellow]2 workers: only {cpu_two['events']:,.0f} events after both joined; "
+                          "use more --events for a steadier figure[/]")
         results.update(bare_events_per_s=bare, worker_events_per_s=one, ratio=one / bare,
                        two_workers_events_per_s=two, two_vs_one=two / one, rss_mb_one_worker=rss_one[0])
         memory: dict[int, float] = {}
@@ -217,6 +245,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     t.add_row("2 × monitor run, 4 partitions", f"{two:,.0f}", f"{two / one:.2f}× one worker")
     console.print(t)
     console.print(f"worker RSS after the backlog: {rss_one[0]:.0f} MB")
+    for title, cpu in (("1 worker", results["cpu_one_worker"]), ("2 workers", results["cpu_two_workers"])):
+        per = {k: v / cpu["events"] * 1e6 for k, v in cpu.items() if k not in ("wall", "events")}
+        busy = sum(v for k, v in cpu.items() if k not in ("wall", "events")) / cpu["wall"]
+        console.print(f"CPU per event, {title}: " + ", ".join(f"{k} {v:.1f} µs" for k, v in per.items())
+                      + f"; all together {busy:.2f} of {os.cpu_count()} cores busy")
+    cpu = results["cpu_one_worker"]
+    total_us = sum(v for k, v in cpu.items() if k not in ("wall", "events")) / cpu["events"] * 1e6
+    worker_us = cpu["worker 0"] / cpu["events"] * 1e6
+    results["model"] = {"worker_cpu_us_per_event": worker_us, "all_cpu_us_per_event": total_us}
+    console.print(f"scaling model: k workers on c cores ≈ min(k × {1e6 / worker_us:,.0f}, "
+                  f"c × {1e6 / total_us:,.0f}) events/s (worker CPU alone; worker + broker + sink CPU)")
     if results["rss_mb_by_events_per_window"]:
         m = Table(title="worker RSS (MB) after a backlog of 2 windows, one model")
         m.add_column("events per window", justify="right")
