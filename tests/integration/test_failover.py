@@ -70,16 +70,6 @@ def test_two_workers_split_and_fail_over(kafka_broker, tmp_path):
             if p.measurement == "throughput":
                 key = (p.tag("model"), round(p.time_ns / 1e9 - T0) // int(W) - 1)
                 points.setdefault(key, []).append(int(p.field("events")))  # type: ignore[arg-type]
-    short = []
-    for key, n in expected.items():
-        counts = points.get(key)
-        assert counts, f"window {key} missing"
-        assert max(counts) <= n, (key, counts, n)  # never double counted
-        if set(counts) != {n}:
-            short.append((key, counts, n))
-    assert sum(n - min(c) for _, c, n in short) <= 0.01 * sum(expected.values()), short
-    if short:
-        # Known gap (issue 6, docs/streaming.md): with out-of-order arrival, the window open during the takeover
-        # can lose a few stragglers or be rewritten by the new owner with them missing (never double counted,
-        # never more than 1 %). Reported with the numbers, not hidden.
-        pytest.xfail(f"takeover gap in {len(short)} window(s) (key, written counts, expected): {short}")
+    wrong = {key: (points.get(key), n) for key, n in expected.items() if set(points.get(key, [])) != {n}}
+    # every window exactly once in content: rewrites by the new owner carry the same complete count
+    assert not wrong, f"windows missing, short or over-counted (written counts, expected): {wrong}"
