@@ -77,6 +77,44 @@ class _Closed:
 _Pending = tuple[str | None, float, object]
 
 
+def page_hinkley_up(ph: rdrift.PageHinkley, values: Sequence[float]) -> list[int]:
+    """Feed ``values`` to a river ``PageHinkley(mode="up")``; the indices where it detects a change.
+
+    The same arithmetic as ``PageHinkley.update`` in one local loop (a method call and a property per
+    value cost more than the arithmetic), reading and writing the detector's own state, so the result
+    and the detector afterwards are exactly what ``update`` would give (tests/core/test_page_hinkley.py).
+    """
+    if ph.mode != "up":
+        raise ValueError("page_hinkley_up needs mode='up'")
+    mean = ph._x_mean
+    n, m = float(mean.n), float(mean._mean)
+    si, sd, mi, md = ph._sum_increase, ph._sum_decrease, ph._min_increase, float(ph._max_decrease)
+    alpha, delta, threshold, min_n = ph.alpha, ph.delta, ph.threshold, ph.min_instances
+    detected = ph._drift_detected
+    fired: list[int] = []
+    for i, x in enumerate(values):
+        if detected:  # river resets on the update after a detection
+            n, m, si, sd, mi, md, detected = 0.0, 0.0, 0.0, 0.0, math.inf, -1.0, False
+        n += 1.0
+        m += (1.0 / n) * (x - m)
+        dev = x - m
+        si = alpha * si + dev - delta
+        sd = alpha * sd + dev + delta
+        if si < mi:
+            mi = si
+        if sd > md:
+            md = sd
+        if n >= min_n:
+            detected = si - mi > threshold
+            if detected:
+                fired.append(i)
+    mean.n, mean._mean = n, m
+    ph._sum_increase, ph._sum_decrease, ph._min_increase = si, sd, mi
+    ph._max_decrease = md  # type: ignore[assignment]  # river starts it at the int -1
+    ph._drift_detected = detected
+    return fired
+
+
 @dataclass
 class ModelMonitor:
     """State of one model: open windows, recently closed windows, the label join and watermarks."""
@@ -207,20 +245,17 @@ class ModelMonitor:
 
     def _detect(self, version: str | None, batch: Batch, ok: np.ndarray) -> None:
         """river ADWIN on the per-event error stream and PageHinkley on latency; mark windows they fire in."""
-        adwin, ph = self.adwin, self.page_hinkley
+        adwin = self.adwin
+        ts = batch.ts[ok]
         fired_err: list[float] = []
-        fired_lat: list[float] = []
-        for t, err, lat, good in zip(batch.ts.tolist(), batch.error.tolist(), batch.latency.tolist(),
-                                     ok.tolist(), strict=True):
-            if not good:
-                continue
+        for t, err in zip(ts.tolist(), batch.error[ok].tolist(), strict=True):
             adwin.update(1.0 if err else 0.0)
             if adwin.drift_detected:
                 fired_err.append(t)
-            if lat == lat:  # not NaN
-                ph.update(lat)
-                if ph.drift_detected:
-                    fired_lat.append(t)
+        lat = batch.latency[ok]
+        present = ~np.isnan(lat)
+        lat_ts = ts[present].tolist()
+        fired_lat = [lat_ts[i] for i in page_hinkley_up(self.page_hinkley, lat[present].tolist())]
         for times, attr in ((fired_err, "error_change"), (fired_lat, "latency_change")):
             for t in times:
                 for w in self.spec.windows_of(t):
@@ -559,6 +594,12 @@ class Monitor:
 
     def last_window_end(self, ts: float) -> float:
         return self.spec.last_end(ts)
+
+    def last_window_ends(self, ts: np.ndarray) -> np.ndarray:
+        """:meth:`last_window_end` for many timestamps (same arithmetic, so the same values)."""
+        step = self.spec.step
+        out: np.ndarray = np.floor(ts / step) * step + self.spec.size
+        return out
 
     def closed_until(self, model: str) -> float | None:
         mm = self.models.get(model)

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import faust
+import numpy as np
 import orjson
 from faust.transport.drivers.aiokafka import Transport as AIOKafkaTransport
 from faust.types import TP
@@ -85,7 +86,6 @@ class WorkerState:
         now = time.time()
         ledger = self.ledger
         model_id = ledger.model_id
-        last_end = self.monitor.last_window_end
         max_bytes, declared = s.max_event_bytes, self.declared
         inf = math.inf
         model_partition = self.model_partition
@@ -93,7 +93,7 @@ class WorkerState:
             topic, partition = tp.topic, tp.partition
             offsets: list[int] = []
             ids: list[int] = []
-            ends: list[float] = []
+            stamps: list[float] = []
             dead: list[tuple[Rejection, int]] = []
             for i, record in enumerate(records):
                 offset = record.offset
@@ -104,13 +104,14 @@ class WorkerState:
                     rejected.append(out)
                     dead.append((out, i))
                     ids.append(UNATTRIBUTED)
-                    ends.append(inf)  # done once its dead-letter record is delivered
+                    stamps.append(inf)  # done once its dead-letter record is delivered
                     continue
                 decoded.append(out)
                 ids.append(model_id(out.model))
                 model_partition[out.model] = partition
-                # a label's windows are those of its prediction, which (labels follow predictions) end no later
-                ends.append(last_end(out.timestamp))
+                stamps.append(out.timestamp)
+            # a label's windows are those of its prediction, which (labels follow predictions) end no later
+            ends = self.monitor.last_window_ends(np.array(stamps, dtype=np.float64))
             chunk = ledger.add(tp, offsets, ids, ends, (start_hints or {}).get(tp))
             self.dlq_out.extend((rej, chunk, i) for rej, i in dead)
             self.metrics.events.labels(topic).inc(len(records))
