@@ -81,12 +81,34 @@ class Batch:
         numeric = categorical = None
         if binner is not None:
             feats = [e.features for e in events]
-            numeric = np.empty((n, len(binner.numeric_names)), dtype=np.float64)
-            for j, col in enumerate(_columns(events, feats, binner.numeric_names)):
-                numeric[:, j] = _float_column(col)
+            numeric = _numeric_block(events, feats, binner.numeric_names)
             categorical = [[v if type(v) is str else _to_category(v) for v in col]
                            for col in _columns(events, feats, binner.categorical_names)]
         return cls(events, ts, numeric, categorical, latency, error, p_correct)
+
+
+def _numeric_block(events: Sequence[PredictionEvent], feats: list[Mapping[str, FeatureValue]],
+                   names: Sequence[str]) -> np.ndarray:
+    """(N, len(names)) float64, NaN = missing. When every event has every plain feature as a number (the
+    common case) the rows go to numpy in one conversion; otherwise column by column."""
+    out = np.empty((len(events), len(names)), dtype=np.float64)
+    plain = [j for j, name in enumerate(names) if name not in ("__prediction__", "__score__")]
+    block = None
+    if len(plain) > 1:
+        getter = itemgetter(*(names[j] for j in plain))
+        try:
+            block = np.array([getter(f) for f in feats], dtype=np.float64).reshape(len(events), len(plain))
+        except (KeyError, TypeError, ValueError):  # a missing feature, None or a string: per column
+            block = None
+    if block is None:
+        for j, col in enumerate(_columns(events, feats, names)):
+            out[:, j] = _float_column(col)
+        return out
+    out[:, plain] = block
+    for j, name in enumerate(names):
+        if j not in plain:
+            out[:, j] = _float_column(_column(events, feats, name))
+    return out
 
 
 def _columns(events: Sequence[PredictionEvent], feats: list[Mapping[str, FeatureValue]],
