@@ -66,6 +66,11 @@ class BatchConsumer(AIOKafkaConsumer):
     #: events/s. 100 ms keeps the backlog flowing at the cost of more idle fetches.
     fetch_max_wait_ms: int = 100
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: per partition, the offset to commit next (every offset below it is processed)
+        self._ack_upto: dict[TP, int] = {}
+
     def _new_consumer_thread(self) -> Any:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
@@ -124,19 +129,29 @@ class BatchConsumer(AIOKafkaConsumer):
             raise
 
     def ack_range(self, tp: TP, first: int, last: int) -> int:
-        """Mark offsets ``first..last`` (inclusive) of ``tp`` as processed; faust's commit loop commits
-        the contiguous acked prefix. Offsets below the committed offset are ignored. Returns how many."""
+        """Mark offsets up to ``last`` (inclusive) of ``tp`` as processed; faust's commit loop commits
+        ``last + 1``. Offsets are acked only as a prefix (the ledger guarantees it), so one number per
+        partition is the whole bookkeeping — faust's own per-offset lists would hold an int per event
+        (~70 bytes each) until the commit. Returns how many offsets were newly acked."""
+        upto = self._ack_upto
         committed = self._committed_offset[tp]
-        if committed is not None:
-            first = max(first, committed)
-        if first > last:
+        prev = upto.get(tp) if tp in self._acked else None  # faust pops _acked[tp] when tp is revoked
+        floor = max(first, committed if committed is not None else first, prev if prev is not None else first)
+        if last + 1 <= floor:
             return 0
-        index = self._acked_index[tp]
-        new = [o for o in range(first, last + 1) if o not in index] if index else range(first, last + 1)
-        self._acked[tp].extend(new)
-        index.update(new)
-        self._n_acked += len(new)
-        return len(new)
+        upto[tp] = last + 1
+        self._acked[tp]  # noqa: B018 - registers tp with faust's commit loop (a defaultdict entry)
+        return last + 1 - floor
+
+    def _new_offset(self, tp: TP) -> int | None:
+        """The offset faust's commit loop commits for ``tp``: ours for the batch topics."""
+        if tp not in self._ack_upto:
+            offset: int | None = super()._new_offset(tp)
+            return offset
+        if tp not in self._acked:  # revoked since: the next owner commits
+            del self._ack_upto[tp]
+            return None
+        return self._ack_upto[tp]
 
 
 class _Chunk:

@@ -82,5 +82,16 @@ def test_kill_and_restart_one_worker(kafka_broker, tmp_path):
     models = {orjson.loads(r.value)["data"]["model"] for r in records}
     assert models == {"churn"}, models  # only churn drifts
     assert len(ids) == 1, ids  # one request; a duplicate after the crash carries the same id
-    print(f"windows checked: {len(expected)}, windows written twice (identical): {replayed}, "
+    # the second worker committed its progress (acks are offset ranges fed to faust's commit loop)
+    from kafka import KafkaConsumer, TopicPartition
+
+    reader = KafkaConsumer(bootstrap_servers=kafka_broker, group_id="driftline-crash", enable_auto_commit=False)
+    try:
+        committed = {p: reader.committed(TopicPartition(names["predictions"], p)) or 0 for p in range(4)}
+    finally:
+        reader.close()
+    n_predictions = sum(expected.values())
+    assert 0.5 * n_predictions <= sum(committed.values()) <= n_predictions, (committed, n_predictions)
+    print(f"committed offsets {committed} of {n_predictions} predictions; "
+          f"windows checked: {len(expected)}, windows written twice (identical): {replayed}, "
           f"retraining records: {sum(ids.values())} with {len(ids)} distinct id")
