@@ -179,6 +179,22 @@ def start_kafka(workdir: Path, port: int | None = None, timeout: float = 20.0) -
     return Service("kafka", proc.pid, port, url, workdir, proc)
 
 
+def start_noida_kafka(workdir: Path, port: int | None = None, timeout: float = 20.0) -> Service:
+    """PyPI ``noida-db`` (a dev/test dependency) as a Kafka-protocol broker that keeps its log and the
+    committed offsets in ``workdir/data`` across restarts (tansu's memory storage does not). Restart on
+    the same ``port`` and ``workdir`` to get the same broker back."""
+    import noida_db
+
+    port = port or free_port()
+    url = f"127.0.0.1:{port}"
+    binary = Path(noida_db.__file__).parent / "noida-db"  # the binary itself: its PID is the server's
+    cmd = [str(binary), "start", "--only", "kafka", "--kafka-port", str(port), "--host", "127.0.0.1",
+           "--data-dir", str(workdir / "data")]
+    proc = _spawn("noida", cmd, workdir)
+    _wait("noida", proc, lambda: kafka_ready(url), timeout, workdir)
+    return Service("kafka", proc.pid, port, url, workdir, proc)
+
+
 def create_topics(bootstrap: str, topics: Mapping[str, int], security: Mapping[str, object] | None = None) -> None:
     """Create topics (name → partitions) with kafka-python's admin client; idempotent.
 
