@@ -164,6 +164,11 @@ class MonitorSettings(BaseSettings):
     max_event_bytes: int = 1_000_000
     #: declared models; when set, events for other models go to the DLQ
     models: list[str] | None = None
+    #: without declared models, at most this many model names per input partition (more go to the DLQ)
+    max_models: int = 10_000
+    #: an event this far ahead of its stream's robust watermark is held back (then observed once others
+    #: confirm the stream moved on, or dead-lettered); empty: no limit
+    max_future_skew: str | None = "10m"
     #: build a model's reference from its first N events when it has no reference profile
     warmup_events: int = 0
     #: keep raw values to compute exact KS (matches scipy.ks_2samp) instead of binned KS
@@ -218,6 +223,10 @@ class MonitorSettings(BaseSettings):
     @property
     def idle_timeout_s(self) -> float:
         return parse_duration(self.idle_timeout)
+
+    @property
+    def max_future_skew_s(self) -> float | None:
+        return parse_duration(self.max_future_skew) if self.max_future_skew else None
 
     @property
     def label_grace_s(self) -> float:
