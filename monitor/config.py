@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
@@ -132,7 +132,13 @@ class MonitorSettings(BaseSettings):
     dlq_topic: str = "monitor.dlq"
     partitions: int = 4
     replication_factor: int = 1
-    checkpoint_topic: str = "monitor.checkpoints"
+    #: internal topics; empty: ``<consumer_group>.checkpoints`` / ``.partials`` / ``.references``, so two
+    #: deployments (consumer groups) on one cluster never read each other's state
+    checkpoint_topic: str = ""
+    #: stage 1 → stage 2: partial windows and source watermarks
+    partials_topic: str = ""
+    #: warm-up reference profiles built by a model's owner, read by every worker
+    references_topic: str = ""
     consumer_group: str = "driftline"
     worker_name: str = Field(default_factory=lambda: os.uname().nodename)
     web_host: str = "127.0.0.1"
@@ -207,6 +213,15 @@ class MonitorSettings(BaseSettings):
         if v is not None and parse_duration(v) <= 0:
             raise ValueError("must be > 0")
         return v
+
+    @model_validator(mode="after")
+    def _internal_topics(self) -> MonitorSettings:
+        for name in ("checkpoint", "partials", "references"):
+            key = f"{name}_topic" if name != "checkpoint" else "checkpoint_topic"
+            if not getattr(self, key):
+                suffix = "checkpoints" if name == "checkpoint" else name
+                object.__setattr__(self, key, f"{self.consumer_group}.{suffix}")
+        return self
 
     @property
     def window_s(self) -> float:

@@ -356,6 +356,14 @@ class ModelOwner:
         merged.late += sum(w.late_from.values())
         return merged
 
+    def forget(self, model: str) -> None:
+        """Drop a model (its partials partition moved to another worker, which re-reads it)."""
+        self.models.pop(model, None)
+        for key in [k for k in self.finalizer.policy._state if k[0] == model]:
+            del self.finalizer.policy._state[key]
+        for key in [k for k in self.finalizer.changes if k[0] == model]:
+            del self.finalizer.changes[key]
+
     # -- observability ------------------------------------------------------------------------------------
     def closed_until(self, model: str) -> float | None:
         m = self.models.get(model)

@@ -192,6 +192,7 @@ class SourceAggregator:
         #: offsets below these were observed by a previous owner (checkpoint): their closed windows are done
         self.replayed_below: dict[str, int] = {}
         self.unmatched_labels = 0
+        self.empty = False
 
     # -- ingestion ------------------------------------------------------------------------------
     def model(self, name: str) -> ModelPartials:
@@ -446,14 +447,17 @@ class SourceAggregator:
     def advance(self, now: float | None = None) -> list[PartialRecord]:
         """Close every partial window the source's watermarks have passed; re-send changed closed ones."""
         out: list[PartialRecord] = []
+        overall = self.overall_watermark(now)
         for mp in self.models.values():
             if mp.reference is None:
                 ref = self.references(mp.name)
                 if ref is not None:
                     mp.use(ref)
             wm = mp.watermark(now)
-            if wm is None and mp.name == UNKNOWN_MODEL:
-                wm = self.overall_watermark(now)
+            if mp.max_ts is None and overall is not None and (wm is None or overall > wm):
+                # no predictions of this model here (dead letters, or labels keyed unlike their predictions):
+                # its windows follow the source's overall watermark, so unmatched labels expire and count
+                wm = overall
             if wm is not None:
                 for key in sorted((k for k in mp.open if k[1] + self.spec.size <= wm), key=_order):
                     out.append(self._close(mp, key))
@@ -462,9 +466,8 @@ class SourceAggregator:
             out.extend(self._resend(mp))
             if wm is not None:
                 self._expire(mp, wm)
-        ow = self.overall_watermark(now)
-        if ow is not None and (self.overall_closed is None or ow > self.overall_closed):
-            self.overall_closed = ow
+        if overall is not None and (self.overall_closed is None or overall > self.overall_closed):
+            self.overall_closed = overall
         return out
 
     def close_until(self, end: float) -> list[PartialRecord]:
@@ -565,12 +568,20 @@ class SourceAggregator:
         return wm
 
     def idle(self, now: float | None) -> bool:
-        """No event ever, and ``idle_timeout`` of wall time since this aggregator started."""
+        """No event ever, and either the input is known to be read to its end (:meth:`drained`) or
+        ``idle_timeout`` of wall time passed since this aggregator started."""
         if self.top.value is not None or self.overall_closed is not None:
             return False
+        if self.empty:
+            return True
         if now is None or self.started_wall is None:
             return False
         return now - self.started_wall > self.settings.idle_timeout_s
+
+    def drained(self) -> None:
+        """The caller read this source's input to its end (its high-water mark) and found no event: an
+        empty partition says it is idle at once instead of after ``idle_timeout``."""
+        self.empty = True
 
     def watermark_record(self, now: float | None) -> WatermarkRecord:
         """What this source promises now (send it after the partials :meth:`advance` returned)."""
