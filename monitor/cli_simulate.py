@@ -36,7 +36,7 @@ def parse_duration(text: str) -> float:
 
 
 def _print_scenarios() -> None:
-    from simulations.scenarios import SCENARIOS
+    from monitor.scenarios import SCENARIOS
 
     table = Table(title="monitor simulate — scenarios")
     table.add_column("name", style="bold")
@@ -76,7 +76,7 @@ def register(app: typer.Typer) -> None:
         """Produce synthetic traffic with known change points (ground truth in a sidecar JSON)."""
         import orjson
 
-        from simulations.scenarios import DEFAULT_START, dump_line, get_scenario, write_reference_table
+        from monitor.scenarios import DEFAULT_START, dump_line, get_scenario, write_reference_table
 
         if list_:
             _print_scenarios()
@@ -90,7 +90,7 @@ def register(app: typer.Typer) -> None:
             if out is None and not bootstrap:
                 raise ValueError("give --out FILE or --broker HOST:PORT (or set MONITOR_BROKER)")
             if bootstrap:
-                from simulations.produce import normalize_bootstrap
+                from monitor.scenarios.produce import normalize_bootstrap
 
                 bootstrap = normalize_bootstrap(bootstrap)
         except ValueError as exc:
@@ -130,7 +130,7 @@ def register(app: typer.Typer) -> None:
                 progress.update(task, completed=n, total=n)
                 console.print(f"wrote {n:,} lines to {out} (truth: {truth_path})")
                 return
-            from simulations.produce import produce_events
+            from monitor.scenarios.produce import produce_events
 
             assert bootstrap is not None
             try:

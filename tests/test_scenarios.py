@@ -18,8 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from monitor.cli_simulate import parse_duration
-from simulations.produce import normalize_bootstrap, produce_events
-from simulations.scenarios import (
+from monitor.scenarios import (
     DEFAULT_START,
     SCENARIOS,
     ScenarioSpec,
@@ -28,7 +27,8 @@ from simulations.scenarios import (
     write_reference_table,
     write_scenario,
 )
-from simulations.scenarios_model import FEATURES, SEA_FEATURES, Change
+from monitor.scenarios.model import FEATURES, SEA_FEATURES, Change
+from monitor.scenarios.produce import normalize_bootstrap, produce_events
 
 T0 = DEFAULT_START
 SMALL = {"windows": 12, "window_s": 20.0, "rate": 5.0}  # ~100 predictions per window and model

@@ -1,4 +1,4 @@
-"""The synthetic world behind :mod:`simulations.scenarios`: features, the true model, planted changes.
+"""The synthetic world behind :mod:`monitor.scenarios`: features, the true model, planted changes.
 
 Everything here is vectorised with numpy and takes an explicit :class:`numpy.random.Generator`, so a
 scenario is a pure function of its seed. The scenario module assembles these columns into CONTRACT §1
