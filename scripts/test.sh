@@ -38,5 +38,5 @@ echo "== ruff"
 .venv/bin/ruff check monitor tests simulations
 echo "== mypy"
 .venv/bin/mypy
-echo "== pytest"
+echo "== pytest (tests/ and the docstring examples of monitor/: testpaths and --doctest-modules in pyproject.toml)"
 .venv/bin/python -m pytest -q "$@"
