@@ -1,8 +1,8 @@
 """Self-contained HTML report with plots from a replay/demo output directory.
 
-Inputs (all optional): ``metrics.lp`` (CONTRACT §3 points plus the additions in docs/measurements.md),
-``alerts.jsonl`` (one Alertmanager v4 payload per line, CONTRACT §5) and ``retraining.jsonl``
-(CloudEvents, CONTRACT §4). When the JSONL files are missing, alerts and retraining requests are taken
+Inputs (all optional): ``metrics.lp`` (the points listed in docs/measurements.md),
+``alerts.jsonl`` (one Alertmanager v4 payload per line, docs/webhook-verification.md) and ``retraining.jsonl``
+(CloudEvents, docs/retraining.md). When the JSONL files are missing, alerts and retraining requests are taken
 from the ``alerts`` and ``retraining`` measurements instead.
 
 Output: ``report.html`` (PNGs embedded as base64, so the file can be mailed around) and one PNG per
@@ -39,7 +39,7 @@ COLOURS = {"critical": "#d62728", "warning": "#ff7f0e", "resolved": "#2ca02c", "
 #: colours for data series: none of them is a marker colour, so a feature never looks like an alert
 SERIES_COLOURS = ("#1f77b4", "#17becf", "#8c564b", "#7f7f7f", "#bcbd22", "#e377c2", "#393b79", "#637939",
                   "#8c6d31", "#000000", "#6baed6", "#9e9ac8")
-#: PSI critical level when the configuration cannot be read (CONTRACT defaults: warning 0.1, critical 0.25)
+#: PSI critical level when the configuration cannot be read (the shipped defaults: warning 0.1, critical 0.25)
 DEFAULT_PSI_CRITICAL = 0.25
 DPI = 100
 _EPOCH = datetime.fromtimestamp(0, tz=UTC)

@@ -3,6 +3,7 @@ SPDX licence, and the dependencies whose private internals Driftline uses are in
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -34,8 +35,15 @@ def _requirement(name: str) -> Requirement:
 
 
 def test_wheel_contains_only_the_monitor_package(tmp_path: Path) -> None:
-    # build isolation installs the declared build backend (setuptools>=77) into a temporary environment
-    r = subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(tmp_path)],
+    # a copy of what the Dockerfile copies too (a build writes build/ and *.egg-info into its source tree);
+    # build isolation installs the declared backend (setuptools>=77) into a temporary environment
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, src / name)
+    shutil.copytree(ROOT / "monitor", src / "monitor", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "simulations", src / "simulations", ignore=shutil.ignore_patterns("__pycache__"))
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "-q", "-w", str(tmp_path)],
                        capture_output=True, text=True, timeout=240)
     assert r.returncode == 0, r.stderr[-3000:]
     wheels = list(tmp_path.glob("driftline-*.whl"))

@@ -1,4 +1,4 @@
-"""Receivers over injected transports: payload shapes (CONTRACT §5), signature, retry policy."""
+"""Receivers over injected transports: payload shapes (Alertmanager webhook v4, docs/webhook-verification.md), signature, retry policy."""
 
 from __future__ import annotations
 
