@@ -52,8 +52,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def simulate(
-        scenario: Annotated[str, typer.Argument(help="Scenario name (see --list).")] = "mixed",
-        out: Annotated[Path | None, typer.Option(help="Write JSON lines here (plus <out>.truth.json).")] = None,
+        scenario: Annotated[str, typer.Argument(help="Scenario name (see --list).", metavar="SCENARIO")] = "mixed",
+        out: Annotated[Path | None, typer.Option(
+            help="Write JSON lines here, and the ground truth beside it: events.jsonl → events.truth.json.")] = None,
         broker: Annotated[str | None, typer.Option(
             help="Produce to Kafka at this bootstrap (default: env MONITOR_BROKER).")] = None,
         seed: Annotated[int, typer.Option(help="Random seed: same seed, same bytes.")] = 0,

@@ -1,4 +1,4 @@
-"""The scenario library: determinism, the event shapes of docs/events.md, event-time order, truth sidecars, planted effects."""
+"""The scenario library: determinism, event shapes (docs/events.md), event-time order, truth sidecars, planted effects."""
 
 from __future__ import annotations
 
