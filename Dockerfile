@@ -3,9 +3,8 @@
 FROM python:3.11-slim AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY monitor ./monitor
-COPY simulations ./simulations
 RUN pip install --prefix=/install .
 
 FROM python:3.11-slim

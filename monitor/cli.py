@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -12,6 +12,27 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
 from monitor.config import ConfigError, MonitorSettings, load_settings
+
+if TYPE_CHECKING:
+    from monitor.replay import ReplaySummary
+
+def _flags_take_no_value() -> None:
+    """typer's rich help prints a value type beside flags (``--help <bool>``, ``--list <bool>``) although a
+    flag takes no value; its plain help leaves it out. Do the same in the rich help (tests/test_cli.py)."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "_driftline", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag and self.metavar is None else shown(self, ctx)
+
+    display_type_rich._driftline = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_take_no_value()
 
 app = typer.Typer(
     name="monitor",
@@ -77,7 +98,8 @@ def reference_build(
 
 @app.command()
 def replay(
-    file: Annotated[Path, typer.Argument(help="JSON lines of prediction and label events, in time order.")],
+    file: Annotated[Path, typer.Argument(help="JSON lines of prediction and label events, in time order.",
+                                         metavar="FILE")],
     reference: Annotated[Path | None, typer.Option(help="Reference profile, or a directory of them.")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("out"),
     window: Annotated[str | None, typer.Option(help="Window size, e.g. 5m (default from config: 5m).")] = None,
@@ -106,18 +128,41 @@ def replay(
         task = progress.add_task(f"replaying {file.name}", total=size)
         summary = replay_file(file, refs, out_dir, settings,
                               progress=lambda n: progress.update(task, completed=n))
-    t = Table(title=f"replay of {file.name} ({summary.seconds:.1f} s, "
-                    f"{summary.events / max(summary.seconds, 1e-9):,.0f} events/s)")
-    for col in ("model", "windows", "drifted windows"):
-        t.add_column(col, justify="right" if col != "model" else "left")
-    for model, n in sorted(summary.windows.items()):
-        t.add_row(model, str(n), str(summary.drifted_windows.get(model, 0)))
-    out.print(t)
-    out.print(f"events {summary.events:,}  labels {summary.labels:,}  rejected {summary.rejected:,}  "
-              f"points {summary.points:,}")
-    out.print(f"alerts firing {summary.alerts_firing} ({dict(summary.alertnames)}), "
-              f"resolved {summary.alerts_resolved}; retraining requests {summary.retraining}")
-    out.print(f"wrote {out_dir}/metrics.lp, alerts.jsonl, retraining.jsonl, dlq.jsonl")
+    out.print(replay_table(summary, out_dir))
+    out.print(f"{summary.seconds:.1f} s, {summary.events / max(summary.seconds, 1e-9):,.0f} events/s")
+
+
+def replay_table(summary: ReplaySummary, out_dir: Path) -> Table:
+    """What a replay read and wrote, one row per output, as a table."""
+    t = Table(title=f"replay → {out_dir}/", title_justify="left")
+    t.add_column("")
+    t.add_column("count", justify="right")
+    t.add_column("where")
+    lines = _count_lines(out_dir / "metrics.lp")
+    t.add_row("predictions", f"{summary.events:,}", "")
+    t.add_row("labels", f"{summary.labels:,}", "")
+    t.add_row("rejected", f"{summary.rejected:,}", "dlq.jsonl (with the reason)")
+    for model in sorted(summary.windows):
+        t.add_row(f"windows of {model}", f"{summary.windows[model]:,}",
+                  f"{summary.drifted_windows.get(model, 0):,} with drifted features")
+    t.add_row("points", f"{summary.points:,}",
+              f"metrics.lp: {lines:,} lines" + (" (late labels rewrote points of closed windows in place)"
+                                                 if lines != summary.points else ""))
+    fired = ", ".join(f"{name} {n}" for name, n in sorted(summary.alertnames.items()))
+    t.add_row("alerts fired", f"{summary.alerts_firing:,}", "alerts.jsonl" + (f": {fired}" if fired else ""))
+    t.add_row("alerts resolved", f"{summary.alerts_resolved:,}", "alerts.jsonl")
+    t.add_row("retraining requests", f"{summary.retraining:,}", "retraining.jsonl")
+    return t
+
+
+def _count_lines(path: Path) -> int:
+    if not path.exists():
+        return 0
+    n = 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            n += chunk.count(b"\n")
+    return n
 
 
 def _register_commands() -> None:

@@ -16,7 +16,9 @@ UrlOpt = Annotated[str, typer.Option("--url", envvar="GRAFANA_URL", help="Grafan
 TokenOpt = Annotated[str | None, typer.Option(
     "--token", envvar="GRAFANA_TOKEN",
     help="Grafana service-account token (or user:password for basic auth).")]
-DirOpt = Annotated[Path | None, typer.Option("--dir", help="Dashboards directory (default: the bundled dashboards/).")]
+DirOpt = Annotated[Path | None, typer.Option("--dir", help=(
+    "Dashboards directory (default: the checkout's dashboards/, /app/dashboards in the container image, "
+    "else ./dashboards)."))]
 
 
 def register(app: typer.Typer) -> None:

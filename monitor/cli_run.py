@@ -124,12 +124,14 @@ def register(app: typer.Typer) -> None:
     def run(
         config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config (or MONITOR_CONFIG).")] = None,
         reference: Annotated[Path | None, typer.Option(help="Reference profile or directory (MONITOR_REFERENCE).")] = None,
+        broker: Annotated[str | None, typer.Option(help="Kafka bootstrap servers (MONITOR_BROKER).")] = None,
         worker_name: Annotated[str | None, typer.Option(help="Name in logs and metrics.")] = None,
         web_port: Annotated[int | None, typer.Option(help="Port for /metrics and /healthz.")] = None,
     ) -> None:
         """The streaming worker: consume predictions and labels from Kafka; scale by starting more."""
         try:
-            settings = load_settings(config, reference=reference, worker_name=worker_name, web_port=web_port)
+            settings = load_settings(config, reference=reference, broker=broker, worker_name=worker_name,
+                                     web_port=web_port)
         except ConfigError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None

@@ -36,7 +36,7 @@ def parse_duration(text: str) -> float:
 
 
 def _print_scenarios() -> None:
-    from simulations.scenarios import SCENARIOS
+    from monitor.scenarios import SCENARIOS
 
     table = Table(title="monitor simulate — scenarios")
     table.add_column("name", style="bold")
@@ -52,8 +52,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def simulate(
-        scenario: Annotated[str, typer.Argument(help="Scenario name (see --list).")] = "mixed",
-        out: Annotated[Path | None, typer.Option(help="Write JSON lines here (plus <out>.truth.json).")] = None,
+        scenario: Annotated[str, typer.Argument(help="Scenario name (see --list).", metavar="SCENARIO")] = "mixed",
+        out: Annotated[Path | None, typer.Option(
+            help="Write JSON lines here, and the ground truth beside it: events.jsonl → events.truth.json.")] = None,
         broker: Annotated[str | None, typer.Option(
             help="Produce to Kafka at this bootstrap (default: env MONITOR_BROKER).")] = None,
         seed: Annotated[int, typer.Option(help="Random seed: same seed, same bytes.")] = 0,
@@ -76,7 +77,7 @@ def register(app: typer.Typer) -> None:
         """Produce synthetic traffic with known change points (ground truth in a sidecar JSON)."""
         import orjson
 
-        from simulations.scenarios import DEFAULT_START, dump_line, get_scenario, write_reference_table
+        from monitor.scenarios import DEFAULT_START, dump_line, get_scenario, write_reference_table
 
         if list_:
             _print_scenarios()
@@ -90,7 +91,7 @@ def register(app: typer.Typer) -> None:
             if out is None and not bootstrap:
                 raise ValueError("give --out FILE or --broker HOST:PORT (or set MONITOR_BROKER)")
             if bootstrap:
-                from simulations.produce import normalize_bootstrap
+                from monitor.scenarios.produce import normalize_bootstrap
 
                 bootstrap = normalize_bootstrap(bootstrap)
         except ValueError as exc:
@@ -130,7 +131,7 @@ def register(app: typer.Typer) -> None:
                 progress.update(task, completed=n, total=n)
                 console.print(f"wrote {n:,} lines to {out} (truth: {truth_path})")
                 return
-            from simulations.produce import produce_events
+            from monitor.scenarios.produce import produce_events
 
             assert bootstrap is not None
             try:

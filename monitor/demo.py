@@ -99,8 +99,8 @@ def run_demo(out: Path, scenario: str, windows: int, window_s: float, rate: floa
     from monitor.core.reference import build_profile
     from monitor.devservices import create_topics, free_port, start_kafka
     from monitor.report import render_report
-    from simulations.produce import produce_events
-    from simulations.scenarios import get_scenario
+    from monitor.scenarios import get_scenario
+    from monitor.scenarios.produce import produce_events
 
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("metrics.lp", "alerts.jsonl", "retraining.jsonl"):

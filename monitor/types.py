@@ -19,9 +19,9 @@ FeatureValue = float | str | bool | None
 Severity = Literal["warning", "critical"]
 AlertStatus = Literal["firing", "resolved"]
 
-#: feature tag used for whole-event data-quality problems (CONTRACT §3)
+#: feature tag used for whole-event data-quality problems (docs/measurements.md)
 EVENT_FEATURE = "__event__"
-#: pseudo-features for prediction and score drift (CONTRACT §3)
+#: pseudo-features for prediction and score drift (docs/measurements.md)
 PREDICTION_FEATURE = "__prediction__"
 SCORE_FEATURE = "__score__"
 PSEUDO_FEATURES = (PREDICTION_FEATURE, SCORE_FEATURE)
@@ -39,7 +39,7 @@ def rfc3339(ts: float) -> str:
 
 
 class PredictionEvent(msgspec.Struct, frozen=True):
-    """One model call (CONTRACT §1, topic ``predictions``). A msgspec Struct: built once per consumed
+    """One model call (docs/events.md, topic ``predictions``). A msgspec Struct: built once per consumed
     event, and its C-level constructor is several times cheaper than a frozen dataclass's."""
 
     model: str
@@ -54,7 +54,7 @@ class PredictionEvent(msgspec.Struct, frozen=True):
 
 
 class LabelEvent(msgspec.Struct, frozen=True):
-    """Ground truth for an earlier prediction (CONTRACT §1, topic ``labels``)."""
+    """Ground truth for an earlier prediction (docs/events.md, topic ``labels``)."""
 
     model: str
     request_id: str
@@ -77,7 +77,7 @@ class Rejection:
     timestamp: float | None = None
 
     def to_dlq(self, received_at: float) -> dict[str, Any]:
-        """The dead-letter record of CONTRACT §1."""
+        """The dead-letter record of docs/events.md."""
         return {
             "reason": self.reason,
             "topic": self.topic,
@@ -116,7 +116,7 @@ def _format_field(value: FieldValue) -> str:
 
 @dataclass(frozen=True, slots=True)
 class MetricPoint:
-    """One InfluxDB point (CONTRACT §3). ``time_ns`` is the window end.
+    """One InfluxDB point (docs/measurements.md). ``time_ns`` is the window end.
 
     >>> MetricPoint("errors", (("model", "m a"),), (("errors", 2), ("rate", 0.5)), 10).to_line()
     'errors,model=m\\\\ a errors=2i,rate=0.5 10'
@@ -179,7 +179,7 @@ def fingerprint(labels: Mapping[str, str]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Alert:
-    """A firing or resolved alert; CONTRACT §5 labels and annotations.
+    """A firing or resolved alert; labels and annotations as in docs/webhook-verification.md.
 
     ``starts_at``/``ends_at`` are event times (epoch s). ``ends_at`` is None while firing.
     """
@@ -233,7 +233,7 @@ RETRAIN_NAMESPACE = uuid.UUID("6c1f3a52-2b1e-4f3e-9a57-3f1d2c0b9e41")
 
 @dataclass(frozen=True, slots=True)
 class RetrainRequest:
-    """A retraining request; serialised as the CloudEvent of CONTRACT §4."""
+    """A retraining request; serialised as the CloudEvent of docs/retraining.md."""
 
     model: str
     model_version: str | None

@@ -28,9 +28,9 @@ from rich.table import Table
 from monitor.core.reference import build_profile
 from monitor.devservices import create_topics, free_port, start_kafka
 from monitor.lineprotocol import read_lp
+from monitor.scenarios import get_scenario
+from monitor.scenarios.produce import produce_events
 from simulations.bench_throughput import _metric, _rss_mb
-from simulations.produce import produce_events
-from simulations.scenarios import get_scenario
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

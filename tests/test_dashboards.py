@@ -291,7 +291,13 @@ def test_docker_compose_services() -> None:
     assert {"kafka", "kafka-init", "influxdb", "grafana", "alertmanager", "webhook-echo", "worker-1", "worker-2",
             "simulator"} <= set(services)
     assert services["kafka"]["image"].startswith("apache/kafka:")
-    assert "controller" in services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"]
+    kafka_env = services["kafka"]["environment"]
+    assert "controller" in kafka_env["KAFKA_PROCESS_ROLES"]
+    # host clients (docs/deploy.md: localhost:9094) get an advertised address they can reach
+    assert "EXTERNAL://localhost:9094" in kafka_env["KAFKA_ADVERTISED_LISTENERS"].split(",")
+    assert "EXTERNAL://:9094" in kafka_env["KAFKA_LISTENERS"].split(",")
+    assert "EXTERNAL:PLAINTEXT" in kafka_env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")
+    assert services["kafka"]["ports"] == ["127.0.0.1:9094:9094/tcp"]  # 9092 advertises kafka:9092: not published
     init = " ".join(map(str, services["kafka-init"]["command"]))
     for topic in ("predictions", "labels", "monitor.retraining", "monitor.dlq"):
         assert topic in init

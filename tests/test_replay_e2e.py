@@ -5,7 +5,7 @@ import pytest
 from typer.testing import CliRunner
 
 from monitor.cli import app
-from simulations.scenarios import write_reference_table, write_scenario
+from monitor.scenarios import write_reference_table, write_scenario
 
 W = 300.0
 T0 = 1_767_225_600.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import orjson
@@ -198,7 +199,7 @@ def test_report_with_only_throughput_and_no_alerts_or_labels(tmp_path: Path) -> 
 
 def test_report_of_an_empty_directory(tmp_path: Path) -> None:
     text = render_report(tmp_path).read_text(encoding="utf-8")
-    assert "no model metrics found" in text and "<h2>Alerts timeline</h2>" in text
+    assert "no model metrics found" in text and "<h2 id=\"alerts\">Alerts timeline</h2>" in text
 
 
 def test_report_command(tmp_path: Path) -> None:
@@ -216,3 +217,44 @@ def test_report_command(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     assert r.output.strip() == str(tmp_path / "report.html")
     assert "<h1>CLI</h1>" in (tmp_path / "report.html").read_text(encoding="utf-8")
+
+
+def test_versions_have_their_own_column_and_pseudo_features_read_as_words(tmp_path: Path) -> None:
+    """The model column read "fraud vv3" (a "v" prepended to version "v3"), and ``__score__`` looked like
+    "  score  " once a screenshot was scaled (a 1-px underscore vanishes)."""
+    labels = {"alertname": "PredictionDrift", "model": "fraud", "model_version": "v3", "metric": "psi",
+              "feature": "__score__", "severity": "critical"}
+    alert = Alert(labels, {"summary": "fraud: __score__ drifted (psi=0.585)"}, "firing", float(T0))
+    (tmp_path / "alerts.jsonl").write_bytes(orjson.dumps({"version": "4", "alerts": [alert.to_dict()]}) + b"\n")
+    retrain = RetrainRequest("fraud", "v3", "drift", WindowRange(T0, T0 + W), (Evidence("__score__", "psi", 0.58, 0.1),),
+                             3, 3600.0)
+    (tmp_path / "retraining.jsonl").write_bytes(orjson.dumps(retrain.to_cloudevent()) + b"\n")
+    pts = [MetricPoint("drift", (("model", "fraud"), ("model_version", "v3"), ("feature", f), ("method", "psi")),
+                       (("score", 0.3), ("threshold", 0.1), ("drifted", True), ("n", 100)), _ns(0))
+           for f in ("__score__", "__prediction__", "amount")]
+    text = render_report(tmp_path, points=pts).read_text(encoding="utf-8")
+    text = re.sub(r"data:image/png;base64,[^\"]+", "data:image/png;base64,…", text)  # the image bytes
+    assert "vv3" not in text
+    assert ("<td>PredictionDrift</td><td>fraud</td><td>v3</td><td>score (model output)</td><td>critical</td>"
+            "<td>fraud: score (model output) drifted (psi=0.585)</td>") in text
+    assert "<td>fraud</td><td>v3</td><td>drift</td><td>score (model output) psi=0.58 (threshold 0.1)</td>" in text
+    assert "<td>prediction (model output)</td><td>1 / 1</td>" in text and "<td>amount</td><td>1 / 1</td>" in text
+    assert "<code>__score__</code>" in text  # the tag value is still named, once, for Grafana queries
+    assert "<td>__score__</td>" not in text
+
+
+def test_marks_at_one_window_end_are_drawn_side_by_side() -> None:
+    from datetime import UTC, datetime
+
+    from monitor.report_plots import AlertMark, RetrainMark, marker_offsets
+
+    t, u = datetime(2026, 1, 1, 0, 50, tzinfo=UTC), datetime(2026, 1, 1, 0, 55, tzinfo=UTC)
+    marks = [AlertMark(t, "resolved", "LatencyRegression", "m", "", "", "critical", ""),
+             AlertMark(t, "firing", "AccuracyDrop", "m", "", "", "critical", ""),
+             AlertMark(t, "firing", "PredictionDrift", "m", "", "__score__", "critical", ""),  # same kind: shares
+             AlertMark(u, "firing", "ErrorRate", "m", "", "", "warning", ""),
+             RetrainMark(u, "m", "", "drift", "")]
+    shift = marker_offsets(marks, 300.0)
+    assert shift == {(t, "critical"): -18.75, (t, "resolved"): 18.75, (u, "warning"): -18.75,
+                     (u, "retraining"): 18.75}
+    assert marker_offsets(marks[3:4], 300.0) == {(u, "warning"): 0.0}  # alone: at the window end

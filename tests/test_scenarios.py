@@ -1,4 +1,4 @@
-"""The scenario library: determinism, CONTRACT §1 shapes, event-time order, truth sidecars, planted effects."""
+"""The scenario library: determinism, event shapes (docs/events.md), event-time order, truth sidecars, planted effects."""
 
 from __future__ import annotations
 
@@ -18,8 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from monitor.cli_simulate import parse_duration
-from simulations.produce import normalize_bootstrap, produce_events
-from simulations.scenarios import (
+from monitor.scenarios import (
     DEFAULT_START,
     SCENARIOS,
     ScenarioSpec,
@@ -28,11 +27,12 @@ from simulations.scenarios import (
     write_reference_table,
     write_scenario,
 )
-from simulations.scenarios_model import FEATURES, SEA_FEATURES, Change
+from monitor.scenarios.model import FEATURES, SEA_FEATURES, Change
+from monitor.scenarios.produce import normalize_bootstrap, produce_events
 
 T0 = DEFAULT_START
 SMALL = {"windows": 12, "window_s": 20.0, "rate": 5.0}  # ~100 predictions per window and model
-JITTER_BOUND_S = 10.0  # the generator jitters by at most 4 s; CONTRACT lateness is 60 s
+JITTER_BOUND_S = 10.0  # the generator jitters by at most 4 s; the default allowed lateness is 60 s
 TARGETS = {"__prediction__", "__score__", "latency", "errors", "accuracy"}
 KINDS = {"mean_shift", "gradual", "new_category", "latency_regression", "error_burst", "accuracy_drop",
          "concept_drift", "score_shift", "seasonal"}
@@ -51,7 +51,7 @@ def is_number(v: Any) -> bool:
 
 
 def contract_problem(ev: Any) -> str | None:
-    """Why ``ev`` (a decoded JSON value) breaks CONTRACT §1, or None."""
+    """Why ``ev`` (a decoded JSON value) breaks the input contract (docs/events.md), or None."""
     if not isinstance(ev, dict):
         return "not an object"
     for key in ("model", "request_id"):

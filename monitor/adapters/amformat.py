@@ -1,4 +1,4 @@
-"""The Alertmanager webhook v4 payload (CONTRACT §5), shared by every notifier and by replay."""
+"""The Alertmanager webhook v4 payload (docs/webhook-verification.md), shared by every notifier and by replay."""
 
 from __future__ import annotations
 

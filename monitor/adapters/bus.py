@@ -6,7 +6,7 @@ synchronous kafka-python publishers are for everything else that drives the pure
 
 Both publish with ``acks=all`` and retries, and return only when every record is acknowledged by the
 broker (``publish`` raises :class:`PublishError` otherwise): a caller that commits input offsets after
-``publish`` returns gets at-least-once delivery. Records are keyed by model name (CONTRACT §4), so one
+``publish`` returns gets at-least-once delivery. Records are keyed by model name (docs/retraining.md), so one
 model's requests stay ordered on one partition. A DLQ record is keyed by the model when it could be
 recovered from the raw event, else it has no key.
 """
@@ -88,7 +88,7 @@ class RetrainingPublisher(_Publisher):
 
 
 class DeadLetterPublisher(_Publisher):
-    """Publishes :class:`Rejection` records (CONTRACT §1 DLQ shape) to ``monitor.dlq``."""
+    """Publishes :class:`Rejection` records (the dead-letter shape of docs/events.md) to ``monitor.dlq``."""
 
     def __init__(self, bootstrap_servers: str, topic: str = "monitor.dlq", **kwargs: Any) -> None:
         super().__init__(bootstrap_servers, topic, **kwargs)

@@ -1,4 +1,4 @@
-"""Alert delivery (CONTRACT §5): routing, dedupe with a repeat interval, background delivery.
+"""Alert delivery (docs/webhook-verification.md): routing, dedupe with a repeat interval, background delivery.
 
 :class:`AlertDispatcher` implements :class:`monitor.ports.AlertNotifier`. ``notify`` only enqueues onto a
 bounded queue served by one worker thread, so a slow or dead receiver never stalls the pipeline;

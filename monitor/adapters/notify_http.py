@@ -1,4 +1,4 @@
-"""Signed, retried HTTP POSTs for the alert receivers (CONTRACT §5).
+"""Signed, retried HTTP POSTs for the alert receivers (docs/webhook-verification.md).
 
 Retry policy: 5xx, timeouts and connection errors are retried with exponential backoff and jitter;
 4xx is not (the status and an excerpt of the response body are logged). Receivers whose API documents
@@ -96,7 +96,7 @@ EMPTY_RESULT = DeliveryResult(ok=True, attempts=0)
 
 
 class RetryingPoster:
-    """POST bytes with the retry policy of CONTRACT §5 over an (injectable) ``httpx.Client``.
+    """POST bytes with the retry policy of docs/webhook-verification.md over an (injectable) ``httpx.Client``.
 
     Parameters
     ----------

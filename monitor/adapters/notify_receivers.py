@@ -1,4 +1,4 @@
-"""Alert receivers (CONTRACT §5): generic webhook, Alertmanager API v2, Slack, PagerDuty Events v2.
+"""Alert receivers (docs/webhook-verification.md): generic webhook, Alertmanager API v2, Slack, PagerDuty Events v2.
 
 Each receiver has a ``name`` and ``send(batch) -> DeliveryResult``; all POST through a
 :class:`~monitor.adapters.notify_http.RetryingPoster` over an injectable ``httpx.Client``.

@@ -1,4 +1,4 @@
-"""Reference profiles: the distribution drift is measured against (CONTRACT §2).
+"""Reference profiles: the distribution drift is measured against (docs/events.md, "Reference tables").
 
 Numeric features get fine quantile bin edges fitted on the reference (open outer bins), reference
 proportions per bin, coarse PSI bins aligned to the reference deciles, summary statistics and a sorted
@@ -189,7 +189,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
     """Read reference rows from CSV (``.csv``/``.tsv``), Parquet (``.parquet``/``.pq``) or JSON lines.
 
     JSON lines (``.jsonl``/``.ndjson``/``.json``; a ``.json`` file may also hold one JSON array) may be
-    flat rows or events in the CONTRACT §1 shape. A prediction event
+    flat rows or events in the shape of docs/events.md. A prediction event
     ``{"features": {...}, "prediction": ..., "score": ..., "label": ...}`` becomes one row: its features
     become columns and ``prediction``/``score``/``label`` are kept (plus ``request_id``, which
     :func:`build_profile` ignores). A label event (``label`` and ``request_id`` but neither ``features``

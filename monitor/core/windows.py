@@ -20,12 +20,12 @@ from monitor.types import WindowRange
 class WindowSpec:
     """Window geometry in seconds.
 
-    >>> w = WindowSpec(size=300, hop=60)
+    >>> w = WindowSpec(size=300.0, hop=60.0)
     >>> [r.start for r in w.windows_of(610.0)]
     [360.0, 420.0, 480.0, 540.0, 600.0]
     >>> w.last_end(610.0)
     900.0
-    >>> WindowSpec(300).windows_of(610.0)
+    >>> WindowSpec(300.0).windows_of(610.0)
     [WindowRange(start=600.0, end=900.0)]
     """
 

@@ -1,4 +1,4 @@
-"""Receivers over injected transports: payload shapes (CONTRACT §5), signature, retry policy."""
+"""Receivers over injected transports: Alertmanager v4 payload shapes (docs/webhook-verification.md), signature, retries."""
 
 from __future__ import annotations
 

@@ -14,8 +14,8 @@ from monitor.core.reference import build_profile
 from monitor.devservices import create_topics, start_noida_kafka
 from monitor.events import parse_timestamp
 from monitor.lineprotocol import read_lp
-from simulations.produce import produce_events
-from simulations.scenarios import get_scenario
+from monitor.scenarios import get_scenario
+from monitor.scenarios.produce import produce_events
 from tests.integration.harness import Worker, wait_for
 
 pytestmark = pytest.mark.integration

@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from monitor.devservices import create_topics
-from simulations.produce import produce_events
-from simulations.scenarios import dump_line, get_scenario
+from monitor.scenarios import dump_line, get_scenario
+from monitor.scenarios.produce import produce_events
 
 pytestmark = pytest.mark.integration
 T0 = 1_767_225_600.0

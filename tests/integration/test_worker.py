@@ -7,8 +7,8 @@ import pytest
 from monitor.adapters.receiver import WebhookServer
 from monitor.core.reference import build_profile
 from monitor.devservices import create_topics
-from simulations.produce import produce_events
-from simulations.scenarios import get_scenario
+from monitor.scenarios import get_scenario
+from monitor.scenarios.produce import produce_events
 from tests.integration.harness import Worker, consume_all, vm_export, wait_for
 
 pytestmark = pytest.mark.integration

@@ -1,7 +1,7 @@
 """Scenario library: seeded synthetic prediction traffic with known change points and a ground-truth sidecar.
 
-Every scenario draws the traffic of a binary classifier (see :mod:`simulations.scenarios_model`) and plants
-changes at known windows. :meth:`ScenarioSpec.events` yields CONTRACT §1 prediction and label events
+Every scenario draws the traffic of a binary classifier (see :mod:`monitor.scenarios.model`) and plants
+changes at known windows. :meth:`ScenarioSpec.events` yields prediction and label events (docs/events.md)
 (dicts; raw strings for malformed lines) in arrival order — event time with a few seconds of jitter,
 well inside a 60 s allowed lateness; :meth:`ScenarioSpec.truth` says what changes, where and how much;
 :meth:`ScenarioSpec.reference` draws the stable regime as a flat table for ``monitor reference build``.
@@ -26,7 +26,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from simulations.scenarios_model import (
+from monitor.scenarios.model import (
     BASE_ERROR_RATE,
     BASE_LATENCY_MS,
     BENIGN_KINDS,

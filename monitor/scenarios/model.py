@@ -1,7 +1,7 @@
-"""The synthetic world behind :mod:`simulations.scenarios`: features, the true model, planted changes.
+"""The synthetic world behind :mod:`monitor.scenarios`: features, the true model, planted changes.
 
 Everything here is vectorised with numpy and takes an explicit :class:`numpy.random.Generator`, so a
-scenario is a pure function of its seed. The scenario module assembles these columns into CONTRACT §1
+scenario is a pure function of its seed. The scenario module assembles these columns into docs/events.md
 events; this module never builds a dict per event.
 
 The world: a binary classifier (think fraud) over eight numeric features — ``amount`` (lognormal),
@@ -208,7 +208,7 @@ def rfc3339(ts: float) -> str:
 
 
 def malformed_line(rng: np.random.Generator, model: str, ts: float, j: int) -> str:
-    """One invalid raw line of a kind drawn by ``rng``: each breaks exactly one CONTRACT §1 rule."""
+    """One invalid raw line of a kind drawn by ``rng``: each breaks exactly one rule of docs/events.md."""
     rid = f"bad-{model}-{j}"
     base: dict[str, Any] = {"model": model, "request_id": rid, "timestamp": ts, "features": {"x1": 0.5},
                             "prediction": 1, "score": 0.7, "latency_ms": 12.5}
