@@ -28,6 +28,7 @@ from monitor.core.aggregate import Batch, WindowState
 from monitor.core.binning import FeatureBinner, StatResult
 from monitor.core.changepoint import latency_detector, latency_signal
 from monitor.core.drift.ks import ks_exact
+from monitor.core.explain import what_moved
 from monitor.core.policy import Policy, WindowFacts, decide_drift, drifted_features
 from monitor.core.reference import NumericProfile, ReferenceProfile, build_profile
 from monitor.core.windows import WindowSpec, idle_watermark
@@ -410,6 +411,9 @@ class ModelMonitor:
             missing_rate=missing, unseen_rate=unseen,
             reference_accuracy=ref.performance.get("accuracy") if ref is not None else None,
             reference_missing=ref_missing,
+            moved=what_moved(ref, self.binner.numeric_names, s.num_counts, self.binner.categorical_names,
+                             s.cat_counts, {d.feature for d in drift if d.drifted}) if self.binner else {},
+            top_errors=s.error_top, reference_id=ref.content_hash if ref is not None else "",
         )
 
     def _rewrite_dirty(self, out: _Out) -> None:
