@@ -296,7 +296,7 @@ class Policy:
             out.append(_Condition(
                 name, "", metric, sev,
                 {"warning": (value, base - c.accuracy_drop_warning), "critical": (value, base - c.accuracy_drop_critical)},
-                f"{what} {value:.3f} under {{threshold}}", current=f"{what} {value:.3f}",
+                f"{what} {value:.3f} under {{threshold}}", current=f"{what} {value:.3f}", spec=".3f",
                 moved=f"{what} {value:.3f} vs baseline {base:.3f} (-{drop:.3f}, n={n:,})"))
         return out
 
