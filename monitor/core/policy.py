@@ -118,8 +118,8 @@ class WindowFacts:
 class PolicyState:
     """Per model version: open alerts, streaks, baselines, cooldown."""
 
-    #: open alerts by (alertname, feature, metric, severity): a warning and a critical are two alerts
-    alerts: dict[tuple[str, str, str, str], _AlertState] = field(default_factory=dict)
+    #: open alerts by (alertname, feature, metric, extra labels, severity): warning and critical are two
+    alerts: dict[tuple[str, str, str, tuple[tuple[str, str], ...], str], _AlertState] = field(default_factory=dict)
     drift_streak: int = 0
     perf_streak: int = 0
     quality_streak: int = 0
@@ -155,6 +155,8 @@ class _Condition:
     moved: str = ""  # "what moved" line for the description
     evaluated: bool = True  # False: inside the warning's hysteresis band (neither firing nor clean)
     critical_evaluated: bool = True  # the same for the critical level
+    #: further identifying labels, e.g. (("segment", "country=PL"),): part of the alert's identity
+    extra: tuple[tuple[str, str], ...] = ()
 
     def fmt(self, x: float) -> str:
         return format(x, self.spec) + self.unit
@@ -326,6 +328,7 @@ class Policy:
             labels["feature"] = cond.feature
         if f.model_version:
             labels["model_version"] = f.model_version
+        labels.update(cond.extra)
         return labels
 
     def _alert(self, f: WindowFacts, state: _AlertState, cond: _Condition, level: str, status: str) -> Alert:
@@ -366,7 +369,7 @@ class Policy:
                     continue
                 if not (cond.evaluated if level == "warning" else cond.critical_evaluated):
                     continue
-                key = (cond.alertname, cond.feature, cond.metric, level)
+                key = (cond.alertname, cond.feature, cond.metric, cond.extra, level)
                 open_ = st.alerts.get(key)
                 active = cond.severity == "critical" or (level == "warning" and cond.severity == "warning")
                 if active:

@@ -4,6 +4,7 @@ the reference id."""
 
 from __future__ import annotations
 
+import dataclasses
 import doctest
 import urllib.parse
 import uuid
@@ -132,6 +133,18 @@ def test_deep_link_opens_the_window_with_the_alert_labels_as_variables():
     res = [a for a in pol.evaluate(facts(6, drift(0.01, 0.02, 0.8), model_version="v3"))[0] if a.severity == "warning"]
     q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(res[0].generator_url).query))
     assert (q["from"], q["to"]) == (str(300 * 1000), str(2700 * 1000))  # from the first firing window to now
+
+
+def test_extra_labels_are_part_of_the_alert_identity_and_the_summary():
+    pol = Policy(CFG, external_url=URL)
+    st = pol.state("m", None)
+    base = pol._conditions(facts(0, drift(0.15)), st)[0]
+    segments = [dataclasses.replace(base, extra=(("segment", f"country={c}"),)) for c in ("PL", "DE")]
+    alerts = pol._transitions(facts(0, drift(0.15)), st, segments)
+    assert [a.labels["segment"] for a in alerts] == ["country=PL", "country=DE"]
+    assert len({a.fingerprint for a in alerts}) == 2
+    assert alerts[0].annotations["summary"].startswith("m [country=PL]: x drifted")
+    assert "var-segment=country%3DPL" in alerts[0].generator_url
 
 
 def test_deep_link_carries_a_segment_label_and_keeps_an_existing_query():
