@@ -112,6 +112,11 @@ class PolicyConfig(BaseModel):
     unseen_rate_warning: float = 0.05
     #: feed river's ADWIN (error stream) and PageHinkley (latency stream) per event
     online_detectors: bool = True
+    #: latency change marker: Page-Hinkley on log1p(latency_ms), see monitor/core/changepoint.py and
+    #: ``python -m simulations.bench_page_hinkley`` for how these were chosen
+    latency_change_delta: float = Field(default=0.1, ge=0)
+    latency_change_threshold: float = Field(default=80.0, gt=0)
+    latency_change_min_instances: int = Field(default=30, ge=1)
 
     @property
     def retrain_cooldown_s(self) -> float:

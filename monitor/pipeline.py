@@ -26,7 +26,9 @@ from river import drift as rdrift
 from monitor.config import MonitorSettings, PolicyConfig, format_duration
 from monitor.core.aggregate import Batch, WindowState
 from monitor.core.binning import FeatureBinner, StatResult
+from monitor.core.changepoint import latency_detector, latency_signal
 from monitor.core.drift.ks import ks_exact
+from monitor.core.explain import what_moved
 from monitor.core.policy import Policy, WindowFacts, decide_drift, drifted_features
 from monitor.core.reference import NumericProfile, ReferenceProfile, build_profile
 from monitor.core.windows import WindowSpec, idle_watermark
@@ -141,9 +143,10 @@ class ModelMonitor:
     unattributed_invalid: int = 0
     unmatched_labels: int = 0
     adwin: rdrift.ADWIN = field(default_factory=rdrift.ADWIN)
-    page_hinkley: rdrift.PageHinkley = field(default_factory=lambda: rdrift.PageHinkley(mode="up"))
+    page_hinkley: rdrift.PageHinkley = field(init=False)
 
     def __post_init__(self) -> None:
+        self.page_hinkley = latency_detector(self.settings.policy)
         if self.reference is not None and self.binner is None:
             self.binner = FeatureBinner(self.reference)
 
@@ -255,7 +258,7 @@ class ModelMonitor:
         lat = batch.latency[ok]
         present = ~np.isnan(lat)
         lat_ts = ts[present].tolist()
-        fired_lat = [lat_ts[i] for i in page_hinkley_up(self.page_hinkley, lat[present].tolist())]
+        fired_lat = [lat_ts[i] for i in page_hinkley_up(self.page_hinkley, latency_signal(lat[present]).tolist())]
         for times, attr in ((fired_err, "error_change"), (fired_lat, "latency_change")):
             for t in times:
                 for w in self.spec.windows_of(t):
@@ -408,6 +411,9 @@ class ModelMonitor:
             missing_rate=missing, unseen_rate=unseen,
             reference_accuracy=ref.performance.get("accuracy") if ref is not None else None,
             reference_missing=ref_missing,
+            moved=what_moved(ref, self.binner.numeric_names, s.num_counts, self.binner.categorical_names,
+                             s.cat_counts, {d.feature for d in drift if d.drifted}) if self.binner else {},
+            top_errors=s.error_top, reference_id=ref.content_hash if ref is not None else "",
         )
 
     def _rewrite_dirty(self, out: _Out) -> None:

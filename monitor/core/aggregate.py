@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from river import metrics as rmetrics
 
+from monitor.core import topk
 from monitor.core.binning import FeatureBinner
 from monitor.core.sketch import LatencySketch
 from monitor.types import FeatureValue, PredictionEvent
@@ -241,6 +242,8 @@ class WindowState:
     duplicates: int = 0
     labels_unmatched: int = 0
     perf: PerformanceState = field(default_factory=PerformanceState)
+    #: error message → count, at most topk.CAP messages (space-saving; see monitor/core/topk.py)
+    error_top: dict[str, int] = field(default_factory=dict)
     #: river change detectors fired on events of this window
     error_change: bool = False
     latency_change: bool = False
@@ -276,7 +279,12 @@ class WindowState:
         if n == 0:
             return
         self.events += n
-        self.errors += int(batch.error[rows].sum())
+        err = batch.error[rows]
+        n_err = int(err.sum())
+        if n_err:
+            self.errors += n_err
+            events = batch.events
+            topk.add_strings(self.error_top, (events[i].error or "" for i in rows[err].tolist()))
         lat = batch.latency[rows]
         lat = lat[~np.isnan(lat)]
         if lat.size:
@@ -321,6 +329,7 @@ class WindowState:
                      "labels_unmatched"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.latency = self.latency.merge(other.latency)
+        topk.add_counts(self.error_top, other.error_top)
         self.perf.merge_in(other.perf)
         self.error_change |= other.error_change
         self.latency_change |= other.latency_change
