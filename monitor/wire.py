@@ -122,6 +122,7 @@ class State(msgspec.Struct, array_like=True, omit_defaults=True):
     cat_missing: Array | None = None
     cat_unseen: Array | None = None
     raw: list[list[Array]] | None = None
+    error_top: dict[str, int] | None = None
 
 
 class Extras(msgspec.Struct, array_like=True):
@@ -137,7 +138,7 @@ class Extras(msgspec.Struct, array_like=True):
 _ARRAYS = ("num_counts", "num_missing", "num_oor", "cat_counts", "cat_missing", "cat_unseen")
 _INTS = ("events", "errors", "est_correct_nano", "est_n", "late", "invalid", "duplicates", "labels_unmatched")
 #: every WindowState field and how it travels; tests/test_wire.py fails when a new field is missing here
-WIRE_FIELDS = frozenset((*_ARRAYS, *_INTS, "latency", "perf", "raw"))
+WIRE_FIELDS = frozenset((*_ARRAYS, *_INTS, "latency", "perf", "raw", "error_top"))
 
 
 def state_to_wire(s: WindowState) -> State:
@@ -146,6 +147,7 @@ def state_to_wire(s: WindowState) -> State:
         latency=Latency.of(s.latency) if s.latency.count else None,
         perf=Performance.of(s.perf) if s.perf.n else None,
         raw=[[Array.of(a) for a in col] for col in s.raw] if s.raw is not None else None,
+        error_top=dict(s.error_top) if s.error_top else None,
     )
     for k in _INTS:
         setattr(out, k, getattr(s, k))
@@ -166,6 +168,8 @@ def state_from_wire(w: State) -> WindowState:
         s.perf = w.perf.state()
     if w.raw is not None:
         s.raw = [[a.array() for a in col] for col in w.raw]
+    if w.error_top:
+        s.error_top = dict(w.error_top)
     return s
 
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # THE test command (CI runs it through .ci/run): lint, type check, then the whole pytest suite.
 # On a fresh machine it installs what it needs: the Python environment (.venv, `pip install -e '.[dev]'`)
-# and Debian's influxdb, victoria-metrics, docker-compose and chromium (the HTML report is tested in it,
-# driven by Playwright; no browser download) — apt-get update once, only when one is missing; needs root
-# or password-less sudo. The integration tests start their own servers on
+# and Debian's influxdb, victoria-metrics, docker-compose, prometheus-alertmanager and chromium (the HTML
+# report is tested in it, driven by Playwright; no browser download) — apt-get update once, only when one
+# is missing; needs root or password-less sudo. The integration tests start their own servers on
 # 127.0.0.1 (tests/conftest.py). Extra arguments go to pytest, e.g. `bash scripts/test.sh -m "not integration"`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +21,7 @@ command -v influxd >/dev/null 2>&1 || missing+=(influxdb)
 command -v victoria-metrics >/dev/null 2>&1 || missing+=(victoria-metrics)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing Debian packages: ${missing[*]}"
   SUDO=()

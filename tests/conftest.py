@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from monitor import devservices
+from monitor.adapters.receiver import WebhookServer
 
 
 @pytest.fixture(scope="session")
@@ -75,3 +76,18 @@ def influx_compat(influxdb: str) -> Iterator[str]:
         yield proxy.url
     finally:
         proxy.stop()
+
+
+@pytest.fixture(scope="session")
+def alertmanager(services_dir: Path) -> Iterator[tuple[str, WebhookServer]]:
+    """A real Alertmanager 0.25 routing every alert to a local webhook receiver (group_wait and
+    group_interval 1 s, resolved notifications on); yields ``(alertmanager_url, webhook_server)``."""
+    server = WebhookServer().start()
+    try:
+        svc = devservices.start_alertmanager(services_dir / "alertmanager", devservices.alertmanager_config(server.url))
+        try:
+            yield svc.url, server
+        finally:
+            svc.stop()
+    finally:
+        server.stop()

@@ -1,10 +1,14 @@
 """End to end: a simulated scenario with known change points through `monitor replay`."""
 
+import re
+import urllib.parse
+
 import orjson
 import pytest
 from typer.testing import CliRunner
 
 from monitor.cli import app
+from monitor.core.reference import ReferenceProfile
 from monitor.scenarios import write_reference_table, write_scenario
 
 W = 300.0
@@ -98,3 +102,95 @@ def test_every_window_has_the_contract_measurements(replayed):
     for w in range(0, 12):
         assert {"drift", "latency", "errors", "throughput", "performance", "data_quality"} <= by_window[w], w
     assert "retraining requests" in output
+
+
+# -- what an on-call engineer and a retraining pipeline get (issue: alerts they can act on) -------------
+def alerts_of(out):
+    return [a for line in (out / "alerts.jsonl").read_bytes().splitlines() for a in orjson.loads(line)["alerts"]]
+
+
+def one(alerts, status, name, severity, feature=None):
+    found = [a for a in alerts if a["status"] == status and a["labels"]["alertname"] == name
+             and a["labels"]["severity"] == severity and a["labels"].get("feature") == feature]
+    assert len(found) == 1, (status, name, severity, feature, len(found))
+    return found[0]
+
+
+def test_descriptions_give_rfc3339_windows_not_epoch_seconds(replayed):
+    out, _, _ = replayed
+    for a in alerts_of(out):
+        desc = a["annotations"]["description"]
+        assert re.search(r"Window 2026-01-01T\d\d:\d\d:00\.000Z – 2026-01-01T\d\d:\d\d:00\.000Z \(5m window, "
+                         r"[\d,]+ events\)\.", desc), desc
+        assert not re.search(r"\b1[78]\d{8}\b", desc + a["annotations"]["summary"]), desc
+        assert "\n" not in a["annotations"]["summary"]
+
+
+def test_deep_link_lands_on_the_window_and_the_feature(replayed):
+    out, _, _ = replayed
+    a = one(alerts_of(out), "firing", "FeatureDrift", "warning", "amount")
+    url = urllib.parse.urlsplit(a["generatorURL"])
+    q = dict(urllib.parse.parse_qsl(url.query))
+    fired_start, fired_end = T0 + 4 * W, T0 + 5 * W  # window 4
+    assert url.path == "/d/driftline-drift"
+    assert q == {"from": str(int((fired_start - 3 * W) * 1000)), "to": str(int((fired_end + 2 * W) * 1000)),
+                 "var-model": "fraud", "var-window": "5m", "var-model_version": "v3", "var-feature": "amount"}
+
+
+def test_pages_say_what_moved(replayed):
+    out, _, _ = replayed
+    alerts = alerts_of(out)
+    amount = one(alerts, "firing", "FeatureDrift", "warning", "amount")["annotations"]["description"]
+    m = re.search(r"What moved: share above the reference's p(\d+) \([\d.]+\): (\d+)% → (\d+)%; "
+                  r"median ([\d.]+) → ([\d.]+)\.", amount)
+    assert m, amount
+    assert int(m.group(3)) - int(m.group(2)) >= 30 and float(m.group(5)) > float(m.group(4))  # +1 sd shift
+    errors = one(alerts, "firing", "ErrorRate", "critical")["annotations"]["description"]
+    assert re.search(r'What moved: top errors: "(upstream timeout|model server returned 503|feature store '
+                     r'unavailable)" \d+ \(\d+%\)', errors), errors
+    latency = one(alerts, "firing", "LatencyRegression", "warning")["annotations"]["description"]
+    assert re.search(r"What moved: p95 [\d.]+ ms vs baseline [\d.]+ ms \(x[23]\.\d\)\.", latency), latency
+
+
+def test_escalation_keeps_the_warning_firing_and_thresholds_follow_the_severity(replayed):
+    out, _, _ = replayed
+    alerts = alerts_of(out)
+    for name, feature in (("FeatureDrift", "amount"), ("LatencyRegression", None), ("ErrorRate", None)):
+        warn = one(alerts, "firing", name, "warning", feature)
+        crit = one(alerts, "firing", name, "critical", feature)
+        assert {k: v for k, v in crit["labels"].items() if k != "severity"} == \
+               {k: v for k, v in warn["labels"].items() if k != "severity"}
+        assert warn["fingerprint"] != crit["fingerprint"] and warn["startsAt"] <= crit["startsAt"]
+        assert float(crit["annotations"]["threshold"]) > float(warn["annotations"]["threshold"])
+        # never a resolved warning while its critical fires
+        resolved_warn = [a for a in alerts if a["status"] == "resolved" and a["fingerprint"] == warn["fingerprint"]]
+        resolved_crit = [a for a in alerts if a["status"] == "resolved" and a["fingerprint"] == crit["fingerprint"]]
+        if resolved_warn:
+            assert resolved_crit and resolved_crit[0]["endsAt"] <= resolved_warn[0]["endsAt"]
+    amount = [one(alerts, "firing", "FeatureDrift", s, "amount") for s in ("warning", "critical")]
+    assert [a["annotations"]["threshold"] for a in amount] == ["0.1", "0.25"]
+    lat = [float(one(alerts, "firing", "LatencyRegression", s)["annotations"]["threshold"])
+           for s in ("warning", "critical")]
+    assert abs(lat[1] / lat[0] - 2.0) < 1e-3  # critical 3x baseline vs warning 1.5x
+
+
+def test_resolved_latency_page_does_not_claim_over(replayed):
+    out, _, _ = replayed
+    for a in alerts_of(out):
+        if a["labels"]["alertname"] == "LatencyRegression" and a["status"] == "resolved":
+            assert " over " not in a["annotations"]["summary"]
+            assert float(a["annotations"]["value"]) < float(a["annotations"]["threshold"])
+
+
+def test_latency_change_marker_only_where_latency_changed(replayed):
+    out, _, _ = replayed
+    marked = {w for m, _t, f, w in lp(out) if m == "latency" and f["change_detected"] == "true"}
+    assert 6 in marked and marked <= {6, 7}  # latency x3 in windows 6-7; every other window is stable
+
+
+def test_retraining_event_says_since_when_and_against_what(replayed):
+    out, _, _ = replayed
+    first = orjson.loads((out / "retraining.jsonl").read_bytes().splitlines()[0])
+    assert first["data"]["drift_since"] == "2026-01-01T00:20:00.000Z"  # window 4: the shift starts
+    ref = ReferenceProfile.load(out.parent / "fraud.json")
+    assert first["data"]["reference"] == ref.content_hash

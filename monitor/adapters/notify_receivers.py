@@ -98,7 +98,8 @@ class AlertmanagerReceiver:
         (5 m by default). The dispatcher re-sends still-firing alerts every repeat interval, so a TTL above
         the repeat interval keeps them active. None omits ``endsAt`` for firing alerts.
     wall_clock : callable
-        Epoch-seconds clock for ``firing_ttl_s``.
+        Epoch-seconds clock for ``firing_ttl_s``, and the latest ``endsAt`` a resolved alert is sent with
+        (its window end is event time, which may be ahead of Alertmanager's clock).
     timeout_s, max_retries, backoff_s, client, sleep
         As for :class:`WebhookReceiver`.
     """
@@ -117,7 +118,10 @@ class AlertmanagerReceiver:
         out: dict[str, Any] = {"labels": dict(a.labels), "annotations": dict(a.annotations),
                                "startsAt": rfc3339(a.starts_at)}
         if a.status == "resolved":
-            out["endsAt"] = rfc3339(a.ends_at if a.ends_at is not None else self.wall_clock())
+            # never in Alertmanager's future: an endsAt after its clock does not resolve the alert, and it
+            # keeps the firing alert's (later) TTL instead. Event time can run ahead of the wall clock.
+            now = self.wall_clock()
+            out["endsAt"] = rfc3339(now if a.ends_at is None else min(a.ends_at, now))
         elif self.firing_ttl_s is not None:
             out["endsAt"] = rfc3339(self.wall_clock() + self.firing_ttl_s)
         out["generatorURL"] = a.generator_url

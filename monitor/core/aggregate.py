@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from river import metrics as rmetrics
 
+from monitor.core import topk
 from monitor.core.binning import FeatureBinner
 from monitor.core.sketch import LatencySketch
 from monitor.types import PREDICTION_FEATURE, PSEUDO_FEATURES, SCORE_FEATURE, FeatureValue, PredictionEvent
@@ -243,6 +244,8 @@ class WindowState:
     duplicates: int = 0
     labels_unmatched: int = 0
     perf: PerformanceState = field(default_factory=PerformanceState)
+    #: error message → count, at most topk.CAP messages (space-saving; see monitor/core/topk.py)
+    error_top: dict[str, int] = field(default_factory=dict)
     #: exact-KS mode only: raw numeric values per feature
     raw: list[list[np.ndarray]] | None = None
 
@@ -275,7 +278,12 @@ class WindowState:
         if n == 0:
             return
         self.events += n
-        self.errors += int(batch.error[rows].sum())
+        err = batch.error[rows]
+        n_err = int(err.sum())
+        if n_err:
+            self.errors += n_err
+            events = batch.events
+            topk.add_strings(self.error_top, (events[i].error or "" for i in rows[err].tolist()))
         lat = batch.latency[rows]
         lat = lat[~np.isnan(lat)]
         if lat.size:
@@ -320,6 +328,7 @@ class WindowState:
                      "labels_unmatched"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.latency = self.latency.merge(other.latency)
+        topk.add_counts(self.error_top, other.error_top)
         self.perf.merge_in(other.perf)
         if other.raw is not None:
             if self.raw is None:

@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from monitor.config import PolicyConfig
+from monitor.core import alerttext, explain
 from monitor.core.binning import StatResult
 from monitor.core.drift.multitest import benjamini_hochberg
-from monitor.types import Alert, DriftResult, Evidence, RetrainRequest, WindowRange
+from monitor.types import Alert, DriftResult, Evidence, RetrainRequest, WindowRange, rfc3339
 
 TESTS = ("ks", "chi2")
 PSEUDO_FEATURES = ("__prediction__", "__score__")
@@ -79,6 +80,8 @@ def drifted_features(drift: Sequence[DriftResult], policy: PolicyConfig) -> set[
 class _AlertState:
     labels: dict[str, str]
     started_at: float
+    #: start of the first window of this alert (for the dashboard link)
+    first_start: float
     clean: int = 0
 
 
@@ -103,32 +106,60 @@ class WindowFacts:
     unseen_rate: Mapping[str, float]
     reference_accuracy: float | None
     reference_missing: Mapping[str, float]
+    #: "what moved" line per drifted feature (monitor.core.explain.what_moved)
+    moved: Mapping[str, str] = field(default_factory=dict)
+    #: the window's most frequent error messages → counts (WindowState.error_top)
+    top_errors: Mapping[str, int] = field(default_factory=dict)
+    #: content hash of the reference profile compared against (ReferenceProfile.content_hash)
+    reference_id: str = ""
 
 
 @dataclass
 class PolicyState:
     """Per model version: open alerts, streaks, baselines, cooldown."""
 
-    alerts: dict[tuple[str, str, str], _AlertState] = field(default_factory=dict)
+    #: open alerts by (alertname, feature, metric, extra labels, severity): warning and critical are two
+    alerts: dict[tuple[str, str, str, tuple[tuple[str, str], ...], str], _AlertState] = field(default_factory=dict)
     drift_streak: int = 0
     perf_streak: int = 0
     quality_streak: int = 0
+    #: start of the first window of each current streak (None when the streak is 0)
+    drift_since: float | None = None
+    perf_since: float | None = None
+    quality_since: float | None = None
     last_retrain: float | None = None
     latency_baseline: list[float] = field(default_factory=list)
     error_baseline: list[float] = field(default_factory=list)
     accuracy_baseline: list[float] = field(default_factory=list)
 
 
+SEVERITIES = ("warning", "critical")
+
+
 @dataclass(frozen=True)
 class _Condition:
+    """One alert condition in one window, at every severity it has a threshold for."""
+
     alertname: str
     feature: str
     metric: str
-    severity: str | None  # None: clean this window
-    value: float
-    threshold: float
-    summary: str
-    evaluated: bool = True  # False: no data this window (neither firing nor clean)
+    severity: str | None  # highest level reached this window; None: clean
+    #: severity → (value, threshold) shown in the annotations of that severity's alert
+    levels: Mapping[str, tuple[float, float]]
+    #: firing headline; ``{threshold}`` is replaced by the alert's own threshold
+    firing: str
+    #: the value now, for resolved headlines ("p95 latency 36.2 ms")
+    current: str
+    spec: str = ".3g"  # format of thresholds in the headline
+    unit: str = ""
+    moved: str = ""  # "what moved" line for the description
+    evaluated: bool = True  # False: inside the warning's hysteresis band (neither firing nor clean)
+    critical_evaluated: bool = True  # the same for the critical level
+    #: further identifying labels, e.g. (("segment", "country=PL"),): part of the alert's identity
+    extra: tuple[tuple[str, str], ...] = ()
+
+    def fmt(self, x: float) -> str:
+        return format(x, self.spec) + self.unit
 
 
 class Policy:
@@ -151,6 +182,14 @@ class Policy:
 
     # -- conditions -----------------------------------------------------------------------------
     def _conditions(self, f: WindowFacts, st: PolicyState) -> list[_Condition]:
+        out = self._drift_conditions(f)
+        out += self._latency_conditions(f, st)
+        out += self._error_conditions(f, st)
+        out += self._accuracy_conditions(f, st)
+        out += self._quality_conditions(f)
+        return out
+
+    def _drift_conditions(self, f: WindowFacts) -> list[_Condition]:
         c = self.config
         out: list[_Condition] = []
         by_feature: dict[str, list[DriftResult]] = {}
@@ -160,51 +199,85 @@ class Policy:
         for feature, results in by_feature.items():
             drifted = [d for d in results if d.drifted and d.method in c.decision_methods]
             sev_result = next((d for d in results if d.method == c.severity_method), results[0])
+            has_sev = sev_cfg is not None and sev_result.method == c.severity_method
             name = "PredictionDrift" if feature in PSEUDO_FEATURES else "FeatureDrift"
             severity = None
             if drifted:
                 severity = "warning"
-                if sev_cfg is not None and sev_result.method == c.severity_method and \
-                        sev_result.score >= sev_cfg.critical:
+                if has_sev and sev_cfg is not None and sev_result.score >= sev_cfg.critical:
                     severity = "critical"
-            elif sev_cfg is not None and sev_result.score >= c.resolve_ratio * sev_cfg.warning \
+            evaluated = True
+            if not drifted and sev_cfg is not None and sev_result.score >= c.resolve_ratio * sev_cfg.warning \
                     and any(d.method in TESTS and d.p_value is not None and d.p_value < 0.05 for d in results):
-                # inside the hysteresis band: neither firing anew nor clean
-                out.append(_Condition(name, feature, c.severity_method, None, sev_result.score,
-                                      sev_result.threshold, "", evaluated=False))
-                continue
+                evaluated = False  # inside the hysteresis band: neither firing anew nor clean
             lead = drifted[0] if drifted and sev_result not in drifted else sev_result
+            levels = {"warning": (lead.score, lead.threshold)}
+            critical_evaluated = True
+            if has_sev and sev_cfg is not None:
+                levels["critical"] = (sev_result.score, sev_cfg.critical)
+                critical_evaluated = severity == "critical" or sev_result.score < c.resolve_ratio * sev_cfg.critical
+            stats = ", ".join(f"{d.method}={d.score:.3g}" for d in (drifted or results))
+            firing = f"{feature} drifted ({stats})"
+            if severity == "critical":
+                firing += f"; {c.severity_method} {sev_result.score:.3g} over {{threshold}}"
             out.append(_Condition(
-                name, feature, c.severity_method, severity, lead.score, lead.threshold,
-                f"{feature} drifted ({', '.join(f'{d.method}={d.score:.3g}' for d in drifted)})",
-            ))
-        # latency: relative to the baseline windows (or absolute thresholds when configured)
-        if f.latency_p95 is not None:
-            base = float(np.median(st.latency_baseline)) if st.latency_baseline else None
-            warn = c.latency_p95_warning_ms
-            crit = c.latency_p95_critical_ms
-            if warn is None and base is not None and len(st.latency_baseline) >= c.baseline_windows:
-                warn, crit = base * c.latency_warning_ratio, base * c.latency_critical_ratio
-            if warn is not None:
-                sev = "critical" if crit is not None and f.latency_p95 >= crit else (
-                    "warning" if f.latency_p95 >= warn else None)
-                out.append(_Condition("LatencyRegression", "", "p95", sev, f.latency_p95, warn,
-                                      f"p95 latency {f.latency_p95:.1f} ms over {warn:.1f} ms"
-                                      + (" (PageHinkley change)" if f.latency_change else "")))
-            if len(st.latency_baseline) < c.baseline_windows:
-                st.latency_baseline.append(f.latency_p95)
-        if f.error_rate is not None and f.events >= c.min_error_events:
-            base_rate = float(np.median(st.error_baseline)) if st.error_baseline else 0.0
-            sev = "critical" if f.error_rate >= c.error_rate_critical else (
-                "warning" if f.error_rate >= c.error_rate_warning else None)
-            if sev is None and f.error_change and f.errors >= 5 and f.error_rate >= 2 * base_rate \
-                    and f.error_rate >= c.error_rate_warning / 2:
-                sev = "warning"  # ADWIN saw the error stream change before the absolute threshold
-            out.append(_Condition("ErrorRate", "", "error_rate", sev, f.error_rate, c.error_rate_warning,
-                                  f"error rate {f.error_rate:.1%}"
-                                  + (" (ADWIN change)" if f.error_change else "")))
-            if len(st.error_baseline) < c.baseline_windows:
-                st.error_baseline.append(f.error_rate)
+                name, feature, c.severity_method, severity, levels, firing,
+                current=f"{feature} {stats}", moved=f.moved.get(feature, ""),
+                evaluated=evaluated, critical_evaluated=critical_evaluated))
+        return out
+
+    def _latency_conditions(self, f: WindowFacts, st: PolicyState) -> list[_Condition]:
+        """p95 against the baseline windows (or absolute thresholds when configured)."""
+        c = self.config
+        if f.latency_p95 is None:
+            return []
+        out: list[_Condition] = []
+        p95 = f.latency_p95
+        base = float(np.median(st.latency_baseline)) if st.latency_baseline else None
+        warn, crit = c.latency_p95_warning_ms, c.latency_p95_critical_ms
+        if warn is None and base is not None and len(st.latency_baseline) >= c.baseline_windows:
+            warn, crit = base * c.latency_warning_ratio, base * c.latency_critical_ratio
+        if warn is not None:
+            sev = "critical" if crit is not None and p95 >= crit else ("warning" if p95 >= warn else None)
+            levels = {"warning": (p95, warn)}
+            if crit is not None:
+                levels["critical"] = (p95, crit)
+            marker = " (latency level changed in this window)" if f.latency_change else ""
+            out.append(_Condition(
+                "LatencyRegression", "", "p95", sev, levels, f"p95 latency {p95:.1f} ms over {{threshold}}{marker}",
+                current=f"p95 latency {p95:.1f} ms", spec=".1f", unit=" ms",
+                moved=explain.latency_moved(p95, base)))
+        if len(st.latency_baseline) < c.baseline_windows:
+            st.latency_baseline.append(p95)
+        return out
+
+    def _error_conditions(self, f: WindowFacts, st: PolicyState) -> list[_Condition]:
+        c = self.config
+        if f.error_rate is None or f.events < c.min_error_events:
+            return []
+        rate = f.error_rate
+        base_rate = float(np.median(st.error_baseline)) if st.error_baseline else 0.0
+        sev = "critical" if rate >= c.error_rate_critical else ("warning" if rate >= c.error_rate_warning else None)
+        firing = f"error rate {rate:.1%} over {{threshold}}"
+        if sev is None and f.error_change and f.errors >= 5 and rate >= 2 * base_rate \
+                and rate >= c.error_rate_warning / 2:
+            sev = "warning"  # the error rate changed (binomial test) before the absolute threshold
+            firing = f"error rate {rate:.1%}, {rate / base_rate:.1f}x its baseline {base_rate:.1%} " \
+                     f"(error rate change; threshold {{threshold}})" if base_rate > 0 else \
+                     f"error rate {rate:.1%} (error rate change; threshold {{threshold}})"
+        elif f.error_change:
+            firing += " (error rate change)"
+        if len(st.error_baseline) < c.baseline_windows:
+            st.error_baseline.append(rate)
+        moved = explain.errors_moved(f.top_errors, f.errors) or ""
+        return [_Condition("ErrorRate", "", "error_rate", sev,
+                           {"warning": (rate, c.error_rate_warning), "critical": (rate, c.error_rate_critical)},
+                           firing, current=f"error rate {rate:.1%} ({f.errors:,} of {f.events:,})", spec=".1%",
+                           moved=moved)]
+
+    def _accuracy_conditions(self, f: WindowFacts, st: PolicyState) -> list[_Condition]:
+        c = self.config
+        out: list[_Condition] = []
         for metric, value, n in (("accuracy", f.accuracy, f.accuracy_n),
                                  ("estimated_accuracy", f.estimated_accuracy, f.events)):
             if value is None or n < c.min_labels:
@@ -221,17 +294,31 @@ class Policy:
             sev = "critical" if drop >= c.accuracy_drop_critical else (
                 "warning" if drop >= c.accuracy_drop_warning else None)
             name = "AccuracyDrop" if metric == "accuracy" else "EstimatedAccuracyDrop"
-            out.append(_Condition(name, "", metric, sev, value, base - c.accuracy_drop_warning,
-                                  f"{metric} {value:.3f} vs baseline {base:.3f}"))
+            what = "accuracy" if metric == "accuracy" else "estimated accuracy (from scores)"
+            out.append(_Condition(
+                name, "", metric, sev,
+                {"warning": (value, base - c.accuracy_drop_warning), "critical": (value, base - c.accuracy_drop_critical)},
+                f"{what} {value:.3f} under {{threshold}}", current=f"{what} {value:.3f}", spec=".3f",
+                moved=f"{what} {value:.3f} vs baseline {base:.3f} (-{drop:.3f}, n={n:,})"))
+        return out
+
+    def _quality_conditions(self, f: WindowFacts) -> list[_Condition]:
+        c = self.config
+        out: list[_Condition] = []
         for feature, rate in f.missing_rate.items():
             ref = f.reference_missing.get(feature, 0.0)
-            sev = "warning" if rate - ref >= c.missing_rate_increase_warning else None
-            out.append(_Condition("DataQuality", feature, "missing_rate", sev, rate,
-                                  ref + c.missing_rate_increase_warning, f"{feature} missing rate {rate:.1%}"))
+            thr = ref + c.missing_rate_increase_warning
+            out.append(_Condition(
+                "DataQuality", feature, "missing_rate", "warning" if rate - ref >= c.missing_rate_increase_warning
+                else None, {"warning": (rate, thr)}, f"{feature} missing rate {rate:.1%} over {{threshold}}",
+                current=f"{feature} missing rate {rate:.1%}", spec=".1%",
+                moved=f"{feature} missing in {rate:.1%} of events vs {ref:.1%} in the reference"))
         for feature, rate in f.unseen_rate.items():
-            sev = "warning" if rate >= c.unseen_rate_warning else None
-            out.append(_Condition("DataQuality", feature, "unseen_rate", sev, rate, c.unseen_rate_warning,
-                                  f"{feature} unseen categories {rate:.1%}"))
+            out.append(_Condition(
+                "DataQuality", feature, "unseen_rate", "warning" if rate >= c.unseen_rate_warning else None,
+                {"warning": (rate, c.unseen_rate_warning)},
+                f"{feature} unseen categories {rate:.1%} over {{threshold}}",
+                current=f"{feature} unseen categories {rate:.1%}", spec=".1%", moved=f.moved.get(feature, "")))
         return out
 
     # -- alerts -----------------------------------------------------------------------------------
@@ -241,51 +328,62 @@ class Policy:
             labels["feature"] = cond.feature
         if f.model_version:
             labels["model_version"] = f.model_version
+        labels.update(cond.extra)
         return labels
 
-    def _alert(self, f: WindowFacts, labels: dict[str, str], cond: _Condition, status: str,
-               started: float) -> Alert:
-        description = cond.summary or f"{cond.alertname} on {f.model}"
+    def _alert(self, f: WindowFacts, state: _AlertState, cond: _Condition, level: str, status: str) -> Alert:
+        labels = state.labels
+        value, threshold = cond.levels[level]
+        if status == "firing":
+            headline = cond.firing.replace("{threshold}", cond.fmt(threshold))
+        else:
+            headline = f"{cond.alertname} resolved, {cond.current} ({level} threshold {cond.fmt(threshold)})"
+        lines = [f"{headline}.", f"Window {alerttext.window_text(f.window, f.events)}."]
+        if cond.moved:
+            lines.append(f"What moved: {cond.moved}.")
+        if status == "resolved":
+            lines.append(f"Firing since {rfc3339(state.started_at)}; resolved after {state.clean} clean windows.")
         return Alert(
             labels=labels,
             annotations={
-                "summary": f"{f.model}: {description}",
-                "description": f"{description} in window {f.window.start:.0f}–{f.window.end:.0f}",
-                "value": f"{cond.value:.6g}",
-                "threshold": f"{cond.threshold:.6g}",
+                "summary": f"{alerttext.scope(labels)}: {headline}",
+                "description": "\n".join(lines),
+                "value": f"{value:.6g}",
+                "threshold": f"{threshold:.6g}",
             },
             status=status,  # type: ignore[arg-type]
-            starts_at=started,
+            starts_at=state.started_at,
             ends_at=f.window.end if status == "resolved" else None,
-            generator_url=f"{self.external_url}?var-model={f.model}" if self.external_url else "",
+            generator_url=alerttext.deep_link(self.external_url, labels, f.window.end - f.window.start,
+                                              state.first_start, f.window.end),
         )
 
     def _transitions(self, f: WindowFacts, st: PolicyState, conds: list[_Condition]) -> list[Alert]:
+        """Prometheus-style severities: the warning and the critical alert of a condition are two alerts
+        (two fingerprints). The warning fires at the warning level and stays firing while the critical
+        fires too; each resolves after ``resolve_after_windows`` clean windows at its own level."""
         out: list[Alert] = []
         for cond in conds:
-            key = (cond.alertname, cond.feature, cond.metric)
-            open_ = st.alerts.get(key)
-            if not cond.evaluated:
-                continue
-            if cond.severity is not None:
-                severity = cond.severity
-                if open_ is not None and open_.labels.get("severity") == "critical":
-                    severity = "critical"  # escalate at once, never de-escalate while firing (no flapping)
-                labels = self._labels(f, cond, severity)
-                if open_ is not None and open_.labels != labels:
-                    # severity changed: resolve the old alert, fire the new one
-                    out.append(self._alert(f, open_.labels, cond, "resolved", open_.started_at))
-                    open_ = None
-                if open_ is None:
-                    st.alerts[key] = _AlertState(labels, f.window.end)
-                    out.append(self._alert(f, labels, cond, "firing", f.window.end))
-                else:
-                    open_.clean = 0
-            elif open_ is not None:
-                open_.clean += 1
-                if open_.clean >= self.config.resolve_after_windows:
-                    out.append(self._alert(f, open_.labels, cond, "resolved", open_.started_at))
-                    del st.alerts[key]
+            for level in SEVERITIES:
+                if level not in cond.levels:
+                    continue
+                if not (cond.evaluated if level == "warning" else cond.critical_evaluated):
+                    continue
+                key = (cond.alertname, cond.feature, cond.metric, cond.extra, level)
+                open_ = st.alerts.get(key)
+                active = cond.severity == "critical" or (level == "warning" and cond.severity == "warning")
+                if active:
+                    if open_ is None:
+                        open_ = st.alerts[key] = _AlertState(self._labels(f, cond, level), f.window.end,
+                                                             f.window.start)
+                        out.append(self._alert(f, open_, cond, level, "firing"))
+                    else:
+                        open_.clean = 0
+                elif open_ is not None:
+                    open_.clean += 1
+                    if open_.clean >= self.config.resolve_after_windows:
+                        out.append(self._alert(f, open_, cond, level, "resolved"))
+                        del st.alerts[key]
         return out
 
     # -- retraining -------------------------------------------------------------------------------
@@ -293,26 +391,29 @@ class Policy:
         c = self.config
         drifted = [d for d in f.drift if d.drifted and d.method == c.severity_method]
         flagged = drifted_features(f.drift, c)
-        st.drift_streak = st.drift_streak + 1 if len(flagged) >= c.retrain_min_features else 0
         perf_bad = any(x.alertname in ("AccuracyDrop", "EstimatedAccuracyDrop") and x.severity == "critical"
                        for x in conds)
-        st.perf_streak = st.perf_streak + 1 if perf_bad else 0
         quality_bad = any(x.alertname == "DataQuality" and x.severity is not None for x in conds)
-        st.quality_streak = st.quality_streak + 1 if quality_bad else 0
+        st.drift_streak, st.drift_since = _streak(st.drift_streak, st.drift_since,
+                                                  len(flagged) >= c.retrain_min_features, f.window.start)
+        st.perf_streak, st.perf_since = _streak(st.perf_streak, st.perf_since, perf_bad, f.window.start)
+        st.quality_streak, st.quality_since = _streak(st.quality_streak, st.quality_since, quality_bad,
+                                                      f.window.start)
         n = c.retrain_consecutive_windows
         reason: str | None = None
         evidence: list[Evidence] = []
+        since: float | None = None
         if st.drift_streak >= n:
-            reason = "drift"
+            reason, since = "drift", st.drift_since
             chosen = drifted or [d for d in f.drift if d.drifted and d.feature in flagged]
             evidence = [Evidence(d.feature, d.method, d.score, d.threshold) for d in chosen]
         elif st.perf_streak >= n:
-            reason = "performance"
-            evidence = [Evidence("__model__", x.metric, x.value, x.threshold) for x in conds
-                        if x.alertname in ("AccuracyDrop", "EstimatedAccuracyDrop") and x.severity]
+            reason, since = "performance", st.perf_since
+            evidence = [Evidence("__model__", x.metric, x.levels["critical"][0], x.levels["critical"][1])
+                        for x in conds if x.alertname in ("AccuracyDrop", "EstimatedAccuracyDrop") and x.severity]
         elif st.quality_streak >= n:
-            reason = "data_quality"
-            evidence = [Evidence(x.feature, x.metric, x.value, x.threshold) for x in conds
+            reason, since = "data_quality", st.quality_since
+            evidence = [Evidence(x.feature, x.metric, *x.levels["warning"]) for x in conds
                         if x.alertname == "DataQuality" and x.severity]
         if reason is None:
             return []
@@ -323,4 +424,12 @@ class Policy:
         return [RetrainRequest(
             model=f.model, model_version=f.model_version, reason=reason,  # type: ignore[arg-type]
             window=f.window, evidence=tuple(evidence), consecutive_windows=n, cooldown_s=cooldown,
+            drift_since=since if since is not None else f.window.start, reference=f.reference_id,
         )]
+
+
+def _streak(count: int, since: float | None, bad: bool, start: float) -> tuple[int, float | None]:
+    """Advance a streak of bad windows: (length, start of its first window)."""
+    if not bad:
+        return 0, None
+    return count + 1, since if count and since is not None else start

@@ -9,6 +9,8 @@ versioned (``format_version``) and parsed without eval or pickle.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -168,6 +170,16 @@ class ReferenceProfile:
             raise ValueError(f"reference profile is missing key {exc.args[0]!r}") from None
         except (TypeError, AttributeError) as exc:
             raise ValueError(f"reference profile has a malformed entry ({exc})") from None
+
+    @functools.cached_property
+    def content_hash(self) -> str:
+        """``sha256:<hex>`` of the profile's canonical JSON (sorted keys) without ``built_at``: the same
+        reference data profiled the same way has the same id, whenever it was built; a saved and reloaded
+        profile keeps its id. Retraining events name the profile they compared against with it."""
+        body = self.to_dict()
+        body.pop("built_at", None)
+        canon = orjson.dumps(body, option=orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY)
+        return "sha256:" + hashlib.sha256(canon).hexdigest()
 
     def save(self, path: Path | str) -> None:
         Path(path).write_bytes(orjson.dumps(self.to_dict(), option=orjson.OPT_SERIALIZE_NUMPY))

@@ -184,6 +184,11 @@ def test_alertmanager_api_v2_body():
     rec = Recorder()
     AlertmanagerReceiver("http://am", client=client(rec), firing_ttl_s=3600, wall_clock=lambda: T0).send([alert()])
     assert rec.bodies()[0][0]["endsAt"] == "2026-01-01T01:05:00.000Z"
+    # a resolved alert whose window ends after Alertmanager's clock is resolved now, not in the future
+    rec = Recorder()
+    AlertmanagerReceiver("http://am", client=client(rec), wall_clock=lambda: T0 + 60).send(
+        [alert(status="resolved", ends=T0 + 300)])
+    assert rec.bodies()[0][0]["endsAt"] == "2026-01-01T00:06:00.000Z"
 
 
 def test_slack_one_message_per_notification():
