@@ -131,21 +131,25 @@ class ModelOwner:
         self.size = settings.window_s
         self.finalizer = Finalizer(settings, Policy(settings.policy, settings.external_url))
         self.models: dict[str, _Model] = {}
-        self.marks: dict[int, _SourceMark] = {}
+        #: per partials partition, each source's newest watermark record read from it
+        self.marks: dict[int, dict[int, _SourceMark]] = {}
+        #: the partials partition each model's partials arrive on
+        self.home: dict[str, int] = {}
 
     # -- input ------------------------------------------------------------------------------------
-    def receive(self, records: Iterable[Record]) -> None:
+    def receive(self, records: Iterable[Record], partition: int = 0) -> None:
+        """Records read from one partition of the partials topic, in order. A source sends a model's partials
+        and then its watermark to the same partition, so a model's windows are decided only on the marks of
+        the partition its partials arrive on (marks on other partitions may overtake its partials)."""
+        marks = self.marks.setdefault(partition, {})
         for r in records:
             if isinstance(r, WatermarkRecord):
-                self._mark(r)
+                old = marks.get(r.source)
+                if old is None or (old.epoch, old.seq) < (r.epoch, r.seq):
+                    marks[r.source] = _SourceMark(r.epoch, r.seq, r.overall, r.idle, dict(r.models))
             else:
+                self.home[r.model] = partition
                 self._partial(r)
-
-    def _mark(self, r: WatermarkRecord) -> None:
-        old = self.marks.get(r.source)
-        if old is not None and (old.epoch, old.seq) >= (r.epoch, r.seq):
-            return
-        self.marks[r.source] = _SourceMark(r.epoch, r.seq, r.overall, r.idle, dict(r.models))
 
     def _partial(self, r: PartialRecord) -> None:
         if r.size != self.size:
@@ -210,9 +214,11 @@ class ModelOwner:
     # -- watermarks -----------------------------------------------------------------------------------
     def watermark(self, model: str) -> float | None:
         """How far every source has passed for ``model`` (None: some source holds everything back)."""
+        home = self.home.get(model)
+        marks = self.marks.get(home, {}) if home is not None else {}
         wm = math.inf
         for s in self.sources:
-            mark = self.marks.get(s)
+            mark = marks.get(s)
             if mark is None:
                 return None
             if mark.idle:
@@ -357,9 +363,16 @@ class ModelOwner:
         merged.late += sum(w.late_from.values())
         return merged
 
+    def forget_partition(self, partition: int) -> None:
+        """Drop what was read from a partials partition (it moved to another worker, which re-reads it)."""
+        self.marks.pop(partition, None)
+        for model in [m for m, q in self.home.items() if q == partition]:
+            self.forget(model)
+
     def forget(self, model: str) -> None:
-        """Drop a model (its partials partition moved to another worker, which re-reads it)."""
+        """Drop a model's windows, policy and change state."""
         self.models.pop(model, None)
+        self.home.pop(model, None)
         for key in [k for k in self.finalizer.policy._state if k[0] == model]:
             del self.finalizer.policy._state[key]
         for key in [k for k in self.finalizer.changes if k[0] == model]:

@@ -10,6 +10,7 @@ tuple keys, and nested dataclasses are supported).
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from typing import Any
 
@@ -32,8 +33,11 @@ def _plain(value: Any) -> Any:
 def policy_state_to_dict(state: PolicyState) -> dict[str, Any]:
     """JSON-ready form of a policy state.
 
-    >>> st = PolicyState(drift_streak=2, last_retrain=600.0)
-    >>> policy_state_from_dict(policy_state_to_dict(st)) == st
+    >>> from monitor.core.policy import _AlertState
+    >>> key = ("FeatureDrift", "x", "psi", (("segment", "country=PL"),), "warning")
+    >>> st = PolicyState(alerts={key: _AlertState({"alertname": "FeatureDrift"}, 600.0, 300.0)}, drift_streak=2)
+    >>> import orjson
+    >>> policy_state_from_dict(orjson.loads(orjson.dumps(policy_state_to_dict(st)))) == st
     True
     """
     out: dict[str, Any] = _plain(state)
@@ -41,16 +45,27 @@ def policy_state_to_dict(state: PolicyState) -> dict[str, Any]:
 
 
 def _typed(tp: Any, value: Any) -> Any:
+    """``value`` (from JSON) as type ``tp``: lists back to tuples where the type says so, recursively."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return _dataclass(tp, value)
+    if value is None:
+        return None
     if origin is dict:
         ktype, vtype = args
         items = value["__items__"] if "__items__" in value else list(value.items())
-        return {(tuple(k) if typing.get_origin(ktype) is tuple else k): _typed(vtype, v) for k, v in items}
+        return {_typed(ktype, k): _typed(vtype, v) for k, v in items}
     if origin is list:
         return [_typed(args[0], v) for v in value]
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_typed(args[0], v) for v in value)
+        return tuple(_typed(t, v) for t, v in zip(args, value, strict=True))
+    if origin in (typing.Union, types.UnionType):
+        for option in args:
+            if option is not type(None):
+                return _typed(option, value)
     return value
 
 

@@ -230,3 +230,25 @@ def test_a_resent_partial_replaces_and_is_never_added_twice(refs):
             k = e.model + (e.model_version or "")
             expected[k] = expected.get(k, 0) + 1
     assert counts == expected
+
+
+def test_marks_from_another_partition_never_overtake_a_models_partials(refs):
+    """A source sends a model's partials, then its watermark, to the model's partition; its watermark also
+    goes to every other partition, which the owner may read first. Only the model's own partition counts."""
+    st_ = settings_()
+    book = ReferenceBook(refs.values())
+    sources = [SourceAggregator(s, st_, book.get) for s in range(2)]
+    owner = ModelOwner(st_, book, sources=range(2))
+    events = [e for e in stream(2, windows=3) if isinstance(e, PredictionEvent) and e.model == "a"]
+    for i, e in enumerate(events):
+        sources[i % 2].observe([e])
+    recs = [[*s.advance(), s.watermark_record(None)] for s in sources]
+    marks = [r for rs in recs for r in rs if not isinstance(r, PartialRecord)]
+    partials = [r for rs in recs for r in rs if isinstance(r, PartialRecord)]
+    assert partials and marks
+    owner.receive([decode(encode(m)) for m in marks], partition=1)  # read first: another partition
+    owner.receive([decode(encode(p)) for p in partials[:1]], partition=0)  # one partial of the model so far
+    assert not owner.advance().closed  # partition 0 has no marks yet: nothing is finalized
+    owner.receive([decode(encode(p)) for p in partials[1:]] + [decode(encode(m)) for m in marks], partition=0)
+    closed = owner.advance().closed
+    assert closed and all(model == "a" for model, _, _ in closed)

@@ -113,7 +113,6 @@ class WorkerCycle:
         self.owner = ModelOwner(settings, book, sources=range(sources), publish_reference=self._publish_reference)
         self.partials_ledger = AckLedger()
         self.owned_partials: set[int] = set()
-        self.model_home: dict[str, int] = {}
         self.out = _Out()
         self.last_marks: dict[int, tuple[Any, float]] = {}
         self.checkpointed: dict[tuple[int, str], bytes] = {}
@@ -208,14 +207,13 @@ class WorkerCycle:
                 continue
             decoded.append(r)
             if isinstance(r, PartialRecord):
-                self.model_home[r.model] = tp.partition
                 ids.append(ledger.model_id(r.model))
                 ends.append(r.start + r.size + grace)
                 self.metrics.partials_received.inc()
             else:
                 ids.append(ledger.model_id(_DONE))
                 ends.append(-math.inf)
-        self.owner.receive(decoded)
+        self.owner.receive(decoded, tp.partition)
         ledger.add(tp, [r.offset for r in records], ids, ends, hint)
         self.read[tp] = records[-1].offset
 
@@ -294,7 +292,7 @@ class WorkerCycle:
                 self.out.checkpoints[(p, f"source:{p}")] = orjson.dumps(src.checkpoint(read))
 
     def _checkpoint_owner(self, model: str) -> None:
-        home = self.model_home.get(model)
+        home = self.owner.home.get(model)
         if home is not None:
             cp = {**self.owner.checkpoint(model), "partition": home}
             self.out.checkpoints[(home, f"owner:{model}")] = orjson.dumps(cp)
@@ -409,14 +407,14 @@ class WorkerCycle:
                 src = SourceAggregator(p, self.settings, self.book.get, epoch=epoch, now=now)
                 cp = checkpoints.get(f"source:{p}")
                 if isinstance(cp, dict):
-                    src.restore(cp)
+                    _restore(src.restore, cp, f"source:{p}")
                 self.sources[p] = src
                 self.ledgers[p] = AckLedger()
         for key, cp in checkpoints.items():
-            if key.startswith("owner:") and isinstance(cp, dict):
-                self.owner.restore(cp)
-                model = key.removeprefix("owner:")
-                self.model_home.setdefault(model, int(cp.get("partition", -1)))
+            if key.startswith("owner:") and isinstance(cp, dict) and _restore(self.owner.restore, cp, key):
+                home = cp.get("partition")
+                if isinstance(home, int):
+                    self.owner.home.setdefault(key.removeprefix("owner:"), home)
         self.owned_partials |= partials
 
     def revoke(self, partitions: set[int], partials: set[int]) -> None:
@@ -432,9 +430,8 @@ class WorkerCycle:
                              or (tp.topic == self.settings.partials_topic and tp.partition in partials))}
         gone = [tp for tp in self.partials_ledger.queues if tp.partition in partials]
         self.partials_ledger.drop(gone)
-        for model in [m for m, q in self.model_home.items() if q in partials]:
-            self.owner.forget(model)
-            self.model_home.pop(model, None)
+        for q in partials:
+            self.owner.forget_partition(q)
         self.owned_partials -= partials
 
     def freeze_idle_clocks(self, now: float) -> None:
@@ -467,3 +464,14 @@ class WorkerCycle:
                   ("dlq", len(self.out.dlq)), ("windows_closed", self.windows_closed),
                   ("sources", len(self.sources)), ("pending_windows", self.owner.pending_windows()))
         return [MetricPoint("driftline_worker", (("worker", self.settings.worker_name),), fields, int(now * 1e9))]
+
+
+def _restore(apply: Callable[[dict[str, Any]], None], cp: dict[str, Any], key: str) -> bool:
+    """Apply a checkpoint; one that cannot be read is skipped (its partition is then re-read from the
+    committed offsets as if new) instead of stopping the worker."""
+    try:
+        apply(cp)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        log.warning("event=checkpoint_unreadable key=%s error=%r", key, f"{type(exc).__name__}: {exc}"[:300])
+        return False
+    return True
