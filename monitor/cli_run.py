@@ -59,8 +59,9 @@ def run_worker(settings: MonitorSettings, references: Mapping[str, ReferenceProf
     from faust import Worker
 
     from monitor.adapters.notify import build_dispatcher
-    from monitor.adapters.worker import build_app
-    from monitor.devservices import create_topics
+    from monitor.adapters.topics import TopicError, check_copartitioned, ensure_topics, worker_topics
+    from monitor.adapters.worker import ReferenceWatcher, build_app
+    from monitor.owner import ReferenceBook
     from monitor.pipeline import load_references
 
     # structured logs on our own handler: faust's Worker resets the root logger's level
@@ -79,23 +80,41 @@ def run_worker(settings: MonitorSettings, references: Mapping[str, ReferenceProf
     if not references and settings.warmup_events == 0:
         settings = settings.model_copy(update={"warmup_events": 2000})
         log.warning("event=no_reference warmup_events=2000 (each model's first events become its reference)")
-    topics = {settings.predictions_topic: settings.partitions, settings.checkpoint_topic: settings.partitions,
-              settings.retraining_topic: settings.partitions, settings.dlq_topic: settings.partitions}
-    if settings.labels_topic:
-        topics[settings.labels_topic] = settings.partitions
-    wait_for_broker(settings, lambda: create_topics(settings.bootstrap_servers, topics,
-                                                    settings.kafka_python_security()), log)
+    counts: dict[str, int] = {}
+
+    def create() -> None:
+        existing = ensure_topics(settings.bootstrap_servers, worker_topics(settings, settings.partitions),
+                                 replication_factor=settings.replication_factor,
+                                 security=settings.kafka_python_security())
+        # internal topics follow the input's partition count (an existing predictions topic may differ)
+        n = existing.get(settings.predictions_topic, settings.partitions)
+        if n != settings.partitions:
+            existing = ensure_topics(settings.bootstrap_servers, worker_topics(settings, n),
+                                     replication_factor=settings.replication_factor,
+                                     security=settings.kafka_python_security())
+        counts.update(existing)
+
+    wait_for_broker(settings, create, log)
+    try:
+        sources = check_copartitioned(settings, counts)
+    except TopicError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    book = ReferenceBook(references.values())
+    watcher = ReferenceWatcher(settings, book, configured=set(references))
+    published = watcher.catch_up()
+    watcher.start()
     notifier = build_dispatcher(
         webhook_url=settings.webhook_url, webhook_secret=settings.webhook_secret,
         alertmanager_url=settings.alertmanager_url, slack_webhook_url=settings.slack_webhook_url,
         pagerduty_routing_key=settings.pagerduty_routing_key, repeat_interval_s=settings.repeat_interval_s,
         external_url=settings.external_url)
-    app = build_app(settings, dict(references), make_sink(settings), notifier)
-    log.info("event=starting settings=%s", settings.redacted())
+    app = build_app(settings, dict(references), make_sink(settings), notifier, sources=sources, book=book)
+    log.info("event=starting sources=%d warmup_references=%d settings=%s", sources, published, settings.redacted())
     worker = Worker(app, loglevel="WARNING", redirect_stdouts=False)
     try:
         worker.execute_from_commandline()
     finally:
+        watcher.stop()
         if notifier is not None:
             notifier.close()
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
@@ -110,13 +110,14 @@ class PolicyConfig(BaseModel):
     min_labels: int = 30
     missing_rate_increase_warning: float = 0.1
     unseen_rate_warning: float = 0.05
-    #: feed river's ADWIN (error stream) and PageHinkley (latency stream) per event
+    #: mark error-rate and latency changes per window (monitor/core/changepoint.py)
     online_detectors: bool = True
-    #: latency change marker: Page-Hinkley on log1p(latency_ms), see monitor/core/changepoint.py and
-    #: ``python -m simulations.bench_page_hinkley`` for how these were chosen
-    latency_change_delta: float = Field(default=0.1, ge=0)
-    latency_change_threshold: float = Field(default=80.0, gt=0)
-    latency_change_min_instances: int = Field(default=30, ge=1)
+    #: change markers (monitor/core/changepoint.py, ``python -m simulations.bench_changepoint``): a window's
+    #: log p95 latency this many noise units above the recent windows' mean, and at least this ratio, is a
+    #: latency change; both change tests compare against this many recent windows since the last change
+    latency_change_z: float = Field(default=5.0, gt=0)
+    latency_change_min_ratio: float = Field(default=1.1, ge=1)
+    change_history_windows: int = Field(default=12, ge=3)
 
     @property
     def retrain_cooldown_s(self) -> float:
@@ -137,7 +138,13 @@ class MonitorSettings(BaseSettings):
     dlq_topic: str = "monitor.dlq"
     partitions: int = 4
     replication_factor: int = 1
-    checkpoint_topic: str = "monitor.checkpoints"
+    #: internal topics; empty: ``<consumer_group>.checkpoints`` / ``.partials`` / ``.references``, so two
+    #: deployments (consumer groups) on one cluster never read each other's state
+    checkpoint_topic: str = ""
+    #: stage 1 → stage 2: partial windows and source watermarks
+    partials_topic: str = ""
+    #: warm-up reference profiles built by a model's owner, read by every worker
+    references_topic: str = ""
     consumer_group: str = "driftline"
     worker_name: str = Field(default_factory=lambda: os.uname().nodename)
     web_host: str = "127.0.0.1"
@@ -169,6 +176,11 @@ class MonitorSettings(BaseSettings):
     max_event_bytes: int = 1_000_000
     #: declared models; when set, events for other models go to the DLQ
     models: list[str] | None = None
+    #: without declared models, at most this many model names per input partition (more go to the DLQ)
+    max_models: int = 10_000
+    #: an event this far ahead of its stream's robust watermark is held back (then observed once others
+    #: confirm the stream moved on, or dead-lettered); empty: no limit
+    max_future_skew: str | None = "10m"
     #: build a model's reference from its first N events when it has no reference profile
     warmup_events: int = 0
     #: keep raw values to compute exact KS (matches scipy.ks_2samp) instead of binned KS
@@ -208,6 +220,15 @@ class MonitorSettings(BaseSettings):
             raise ValueError("must be > 0")
         return v
 
+    @model_validator(mode="after")
+    def _internal_topics(self) -> MonitorSettings:
+        for name in ("checkpoint", "partials", "references"):
+            key = f"{name}_topic" if name != "checkpoint" else "checkpoint_topic"
+            if not getattr(self, key):
+                suffix = "checkpoints" if name == "checkpoint" else name
+                object.__setattr__(self, key, f"{self.consumer_group}.{suffix}")
+        return self
+
     @property
     def window_s(self) -> float:
         return parse_duration(self.window)
@@ -223,6 +244,10 @@ class MonitorSettings(BaseSettings):
     @property
     def idle_timeout_s(self) -> float:
         return parse_duration(self.idle_timeout)
+
+    @property
+    def max_future_skew_s(self) -> float | None:
+        return parse_duration(self.max_future_skew) if self.max_future_skew else None
 
     @property
     def label_grace_s(self) -> float:

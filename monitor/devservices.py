@@ -13,7 +13,6 @@ Free ports, data in a temp dir, real readiness checks (a Kafka metadata round tr
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib.resources
 import json
 import os
@@ -197,27 +196,11 @@ def start_noida_kafka(workdir: Path, port: int | None = None, timeout: float = 2
 
 
 def create_topics(bootstrap: str, topics: Mapping[str, int], security: Mapping[str, object] | None = None) -> None:
-    """Create topics (name → partitions) with kafka-python's admin client; idempotent.
+    """Create topics (name → partitions) for tests and benchmarks; idempotent (see
+    :func:`monitor.adapters.topics.ensure_topics`, which ``monitor run`` uses with its own topic specs)."""
+    from monitor.adapters.topics import TopicSpec, ensure_topics
 
-    Existing topics are left alone (their partition count is not changed: tansu has no CreatePartitions),
-    including ones another client creates concurrently. ``security`` is passed to ``KafkaAdminClient``.
-    """
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
-    from kafka.errors import TopicAlreadyExistsError
-
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000, bootstrap_timeout_ms=5000,
-                             **dict(security or {}))
-    try:
-        existing = set(admin.list_topics())
-        for name, n in topics.items():
-            if name in existing:
-                continue
-            # one request per topic: a concurrent creator must not hide the other topics
-            with contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics([NewTopic(name, num_partitions=n, replication_factor=1)])
-    finally:
-        admin.close()
+    ensure_topics(bootstrap, [TopicSpec(name, n) for name, n in topics.items()], security=security)
 
 
 # -- InfluxDB 1.6.7 and VictoriaMetrics ---------------------------------------------------------------

@@ -24,6 +24,9 @@ EVENT_FEATURE = "__event__"
 #: pseudo-features for prediction and score drift (docs/measurements.md)
 PREDICTION_FEATURE = "__prediction__"
 SCORE_FEATURE = "__score__"
+PSEUDO_FEATURES = (PREDICTION_FEATURE, SCORE_FEATURE)
+#: model tag of dead letters whose model could not be read (not JSON, no ``model`` field, …)
+UNKNOWN_MODEL = "__unknown__"
 
 
 def rfc3339(ts: float) -> str:

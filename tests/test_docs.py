@@ -74,9 +74,17 @@ def check_commands(text: str, where: str) -> list[str]:
     return problems
 
 
+def _example_flags() -> set[str]:
+    """Options of the example scripts under examples/ (their argparse parsers, read from the source)."""
+    out: set[str] = set()
+    for script in (ROOT / "examples").glob("*.py"):
+        out |= set(re.findall(r"add_argument\(\s*\"(--[a-z][a-z0-9-]*)\"", script.read_text(encoding="utf-8")))
+    return out
+
+
 #: flags of other tools that docs show on their own, outside a `monitor …` command line
 OTHER_TOOLS_FLAGS = {"--headless", "--no-sandbox", "--doctest-modules", "--no-deps", "--bootstrap-server",
-                     "--topic", "--from-beginning"}
+                     "--topic", "--from-beginning"} | _example_flags()
 
 
 def check_lone_flags(text: str, where: str) -> list[str]:

@@ -4,6 +4,7 @@ rejected with a reason (DLQ), nothing crashes, every valid event is counted."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import numpy as np
 import pandas as pd
@@ -105,9 +106,14 @@ def test_storm_interleaved_with_valid_events(bad, rnd):
     mon.reject([r for _, r in rejected])
     em = mon.close_all()
     assert sum(p.field("events") for p in em.points if p.measurement == "throughput") == len(good)
-    counted = sum(p.field("invalid") for p in em.points if p.measurement == "data_quality"
-                  and p.tag("feature") == "__event__")
-    assert counted == sum(1 for _, r in rejected if r.model == "m")
+    counted = Counter()
+    for p in em.points:
+        if p.measurement == "data_quality" and p.tag("feature") == "__event__":
+            counted[p.tag("model")] += p.field("invalid")
+    # every dead letter is counted: under its model, or under __unknown__ when none could be read
+    assert counted["m"] == sum(1 for _, r in rejected if r.model == "m")
+    assert counted["__unknown__"] == sum(1 for _, r in rejected if r.model is None)
+    assert sum(counted.values()) == len(bad)
 
 
 @st.composite

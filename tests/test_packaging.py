@@ -21,7 +21,7 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 #: packages whose private internals Driftline relies on: where, and a probe that the internals are there
 PRIVATE_INTERNALS = {
     "faust-streaming": "monitor/adapters/batching.py (the consumer's fetch loop and ack bookkeeping)",
-    "river": "page_hinkley_up (PageHinkley's running state)",
+    "river": "monitor/core/aggregate.py and monitor/wire.py (ConfusionMatrix cells: merged and sent cell by cell)",
     "scipy": "monitor/core/drift/ks.py (scipy.stats._stats_py._attempt_exact_2kssamp)",
 }
 
@@ -78,7 +78,7 @@ def test_private_internals_are_used_only_within_the_verified_range(name: str) ->
     if not req.specifier.contains(installed, prereleases=True):
         pytest.fail(f"{name} {installed} is installed, outside the range verified for Driftline ({req.specifier}): "
                     f"{PRIVATE_INTERNALS[name]} uses its private internals. Re-run the tests against it "
-                    f"(tests/core/test_page_hinkley.py, tests/adapters/test_batching.py, tests/core/test_drift.py, "
+                    f"(tests/test_wire.py, tests/adapters/test_batching.py, tests/core/test_drift.py, "
                     f"the integration tests) and widen the bound in pyproject.toml only if they pass.")
 
 
@@ -100,11 +100,11 @@ def test_the_private_internals_exist_in_the_installed_versions() -> None:
     assigned = set(re.findall(r"self\.(_[a-z_]+)\s*[:=]", inspect.getsource(faust_consumer.Consumer.__init__)))
     missing += [f"faust-streaming: Consumer().{a}" for a in ("_read_offset", "_acked", "_acked_index",
                                                              "_committed_offset") if a not in assigned]
-    from river.drift import PageHinkley
+    from river.metrics import ConfusionMatrix
 
-    ph = PageHinkley(mode="up")
-    missing += [f"river: PageHinkley.{a}" for a in ("_x_mean", "_sum_increase", "_sum_decrease", "_min_increase",
-                                                     "_max_decrease", "_drift_detected") if not hasattr(ph, a)]
+    cm = ConfusionMatrix()
+    cm.update(1, 0)
+    missing += [f"river: ConfusionMatrix.{a}" for a in ("data", "total_weight") if not hasattr(cm, a)]
     from scipy.stats import _stats_py
 
     if not hasattr(_stats_py, "_attempt_exact_2kssamp"):

@@ -187,6 +187,14 @@ class _Chunk:
     def offset(self, index: int) -> int:
         return self.first + index if self.offsets is None else int(self.offsets[index])
 
+    def index(self, offset: int) -> int | None:
+        """Position of ``offset`` in this chunk, or None."""
+        if self.offsets is None:
+            i = offset - self.first
+            return i if 0 <= i < self.n else None
+        i = int(np.searchsorted(self.offsets, offset))
+        return i if i < self.n and int(self.offsets[i]) == offset else None
+
     def first_blocked(self, closed: np.ndarray) -> int:
         """Index of the first record that is not done (``n`` when all are)."""
         k = min(self.rejects, default=self.n)
@@ -233,6 +241,15 @@ class AckLedger:
     def mark_done(chunk: _Chunk, index: int) -> None:
         """The record at ``index`` of ``chunk`` needs nothing more (e.g. its dead-letter record is written)."""
         chunk.rejects.discard(index)
+
+    def mark_done_at(self, tp: TP, offset: int) -> bool:
+        """:meth:`mark_done` for the record at ``offset`` of ``tp`` (False: not in the ledger any more)."""
+        for chunk in self.queues.get(tp, ()):
+            index = chunk.index(offset)
+            if index is not None:
+                chunk.rejects.discard(index)
+                return True
+        return False
 
     def ackable(self, closed_until: Callable[[str], float | None]) -> list[tuple[TP, int, int]]:
         """``(tp, first, last)`` offset ranges that may be acked now, consuming them from the ledger."""

@@ -35,6 +35,18 @@ class WorkerMetrics:
                                 "Wall time minus the oldest watermark (how far behind event time is)", registry=r)
         self.consumer_lag = Gauge("driftline_consumer_lag", "Consumer lag in messages (where the broker reports it)",
                                   ["topic", "partition"], registry=r)
+        self.partials_sent = Counter("driftline_partials_sent", "Partial windows and updates sent to owners "
+                                     "(stage 1)", registry=r)
+        self.partials_received = Counter("driftline_partials_received", "Partial windows received (stage 2)",
+                                         registry=r)
+        self.pending_windows = Gauge("driftline_pending_windows", "Windows waiting for every source to pass "
+                                     "their end (stage 2)", registry=r)
+        self.late_partials = Gauge("driftline_late_partials", "Partials that arrived after their window was "
+                                   "finalized (since start; their events count as late)", registry=r)
+        self.unmatched_labels = Gauge("driftline_labels_unmatched", "Labels that found no prediction within "
+                                      "label_grace (since start): a labels topic keyed unlike predictions shows "
+                                      "here", registry=r)
+        self.sources = Gauge("driftline_sources", "Input partitions this worker aggregates (stage 1)", registry=r)
         self.up.set(1)
         self.sink_up.set(1)
 

@@ -1,140 +1,44 @@
-"""``monitor run``: the faust-streaming worker around the pure pipeline.
+"""``monitor run``: the faust-streaming worker around the two-stage pipeline.
 
 Design (docs/streaming.md has the long form):
 
-* ``predictions`` and ``labels`` (key = model, so a model lives on one partition) are consumed by faust's
-  consumer with a batched drain (:mod:`monitor.adapters.batching`): every fetched batch is decoded and
-  observed in one call (msgspec + vectorised window updates). State is bin counts in memory — no
-  per-event table updates, and consumed records are not kept (only offset, model and window end).
-* A timer (``flush_interval``) advances the watermark (idle models close by wall clock), hands points
-  to the sink and flushes it, sends alerts to the notifiers, publishes retraining CloudEvents and DLQ
-  records and waits for their delivery, and only then acks, per partition in offset order, the records
-  whose every window is closed and flushed. faust commits the acked prefix: **at-least-once**.
-* After each flush, the per-model watermark (``closed_until``) is written to ``monitor.checkpoints`` on
-  the same partition number as the model's input partition. A worker that gets a partition reads it
-  first, so replayed events of already-closed windows count as late instead of rewriting good points
-  with partial ones. Replayed open windows produce identical points (idempotent writes).
-* InfluxDB down: flush fails, nothing is acked, points stay buffered; consumption pauses once the
-  buffer passes 80 % of its bound and resumes when a flush succeeds.
+* faust's consumer drains ``predictions``, ``labels`` and ``monitor.partials`` in batches
+  (:mod:`monitor.adapters.batching`); all three (and ``monitor.checkpoints``) have the same partition count,
+  so faust's assignor gives partition *p* of each to the same worker.
+* **Stage 1**: every fetched input batch is decoded and observed by the source of its partition; a timer
+  (``flush_interval``) closes partial windows and publishes them, with the sources' watermarks, to
+  ``monitor.partials`` (key = model, so each model has one owner).
+* **Stage 2**: records of the ``monitor.partials`` partitions this worker owns go to its
+  :class:`~monitor.owner.ModelOwner`, which finalizes a window once every source passed its end: points to
+  the sink, alerts to the notifiers, retraining CloudEvents to Kafka.
+* :class:`~monitor.adapters.cycle.WorkerCycle` delivers everything and acks only what is delivered:
+  **at-least-once**, with exact windows (idempotent points, partials that replace by generation, checkpoints
+  for the next owner of a partition).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
+import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Awaitable
 from typing import Any, cast
 
 import faust
-import numpy as np
 import orjson
 from faust.transport.drivers.aiokafka import Transport as AIOKafkaTransport
 from faust.types import TP
 
-from monitor.adapters.batching import UNATTRIBUTED, AckLedger, BatchConsumer, RecordBatch
+from monitor.adapters.batching import BatchConsumer, RecordBatch
+from monitor.adapters.cycle import WorkerCycle
 from monitor.adapters.health import WorkerMetrics
-from monitor.adapters.influx import BufferFull, SinkUnavailable
 from monitor.config import MonitorSettings, parse_duration
 from monitor.core.reference import ReferenceProfile
-from monitor.events import decode_any
-from monitor.pipeline import Monitor
+from monitor.owner import ReferenceBook
 from monitor.ports import AlertNotifier, MetricSink
-from monitor.types import LabelEvent, MetricPoint, PredictionEvent, Rejection, RetrainRequest
 
 log = logging.getLogger("driftline.worker")
-
-
-@dataclass
-class WorkerState:
-    """Everything the drain loop and the timer share (one asyncio loop: no locks needed)."""
-
-    settings: MonitorSettings
-    monitor: Monitor
-    sink: MetricSink
-    notifier: AlertNotifier | None
-    metrics: WorkerMetrics
-    #: per input partition, consumed offsets awaiting their ack (acked as an offset-ordered prefix only,
-    #: so the committed offset never passes a record of an open window)
-    ledger: AckLedger = field(default_factory=AckLedger)
-    #: rejections whose dead-letter record is not delivered yet, with their ledger slot
-    dlq_out: list[tuple[Rejection, Any, int]] = field(default_factory=list)
-    #: points advance() emitted that the sink has not accepted yet (BufferFull): never dropped
-    points_out: list[MetricPoint] = field(default_factory=list)
-    retrain_out: list[RetrainRequest] = field(default_factory=list)
-    model_partition: dict[str, int] = field(default_factory=dict)
-    checkpointed: dict[str, float] = field(default_factory=dict)
-    #: highest offset read per input (topic, partition), for consumer lag
-    read_offset: dict[tuple[str, int], int] = field(default_factory=dict)
-    paused: bool = False
-    last_flush_wall: float = field(default_factory=time.time)
-    events_since_flush: int = 0
-    windows_closed: int = 0
-    declared: frozenset[str] | None = None
-    flush_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    #: windows closed by advance() whose points are not yet flushed
-    closed_pending: int = 0
-    #: >0 while checkpoints of newly assigned partitions are being read: observe nothing until restored
-    restoring: int = 0
-
-    def process_records(self, batch: RecordBatch, start_hints: dict[TP, int | None] | None = None) -> None:
-        """Decode and observe one fetched batch (per partition, records in offset order)."""
-        s = self.settings
-        decoded: list[PredictionEvent | LabelEvent] = []
-        rejected: list[Rejection] = []
-        now = time.time()
-        ledger = self.ledger
-        model_id = ledger.model_id
-        max_bytes, declared = s.max_event_bytes, self.declared
-        inf = math.inf
-        model_partition = self.model_partition
-        for tp, records in batch:
-            topic, partition = tp.topic, tp.partition
-            offsets: list[int] = []
-            ids: list[int] = []
-            stamps: list[float] = []
-            dead: list[tuple[Rejection, int]] = []
-            for i, record in enumerate(records):
-                offset = record.offset
-                offsets.append(offset)
-                out = decode_any(record.value or b"", topic=topic, partition=partition, offset=offset,
-                                 max_bytes=max_bytes, models=declared)
-                if isinstance(out, Rejection):
-                    rejected.append(out)
-                    dead.append((out, i))
-                    ids.append(UNATTRIBUTED)
-                    stamps.append(inf)  # done once its dead-letter record is delivered
-                    continue
-                decoded.append(out)
-                ids.append(model_id(out.model))
-                model_partition[out.model] = partition
-                stamps.append(out.timestamp)
-            # a label's windows are those of its prediction, which (labels follow predictions) end no later
-            ends = self.monitor.last_window_ends(np.array(stamps, dtype=np.float64))
-            chunk = ledger.add(tp, offsets, ids, ends, (start_hints or {}).get(tp))
-            self.dlq_out.extend((rej, chunk, i) for rej, i in dead)
-            self.metrics.events.labels(topic).inc(len(records))
-            self.read_offset[(topic, partition)] = offsets[-1]
-        if rejected:
-            self.monitor.reject(rejected)
-            self.metrics.invalid.inc(len(rejected))
-        if decoded:
-            unknown = self.monitor.observe(decoded, now=now)
-            if unknown:  # undeclared models are rejected at decode time; count any the pipeline still refuses
-                self.metrics.invalid.inc(len(unknown))
-        self.events_since_flush += sum(len(r) for _, r in batch)
-
-    def pending_count(self) -> int:
-        return self.ledger.pending()
-
-    def freeze_idle_clocks(self, now: float) -> None:
-        """While the worker is not consuming (backpressure, rebalance, checkpoint restore), its models are
-        not idle: restart their idle clocks so the wall-clock watermark extrapolation does not close windows
-        whose events are still waiting in Kafka."""
-        for mm in self.monitor.models.values():
-            if mm.last_wall is not None:
-                mm.last_wall = now
 
 
 class _App(faust.App):
@@ -169,9 +73,50 @@ def _security(settings: MonitorSettings) -> Any:
     return faust.SSLCredentials(ctx)
 
 
+class _FaustBus:
+    """:class:`~monitor.adapters.cycle.Bus` over faust's producer."""
+
+    def __init__(self, app: faust.App) -> None:
+        self.app = app
+        self.topics: dict[str, Any] = {}
+
+    async def send(self, topic: str, key: bytes | None, value: bytes, partition: int | None = None) -> Awaitable[Any]:
+        t = self.topics.get(topic)
+        if t is None:
+            t = self.topics[topic] = self.app.topic(topic, value_type=bytes, key_type=bytes)
+        fut: Awaitable[Any] = await t.send(key=key, value=value, partition=partition)
+        return fut
+
+
+class _FaustAcker:
+    """:class:`~monitor.adapters.cycle.Acker` and :class:`~monitor.adapters.cycle.Positions` over faust's
+    consumer."""
+
+    def __init__(self, app: faust.App) -> None:
+        self.app = app
+
+    def ack_range(self, tp: TP, first: int, last: int) -> int:
+        return cast(BatchConsumer, self.app.consumer).ack_range(tp, first, last)
+
+    def highwater(self, tp: TP) -> int | None:
+        try:
+            hw = self.app.consumer.highwater(tp)
+        except Exception:  # not assigned, or no fetch yet
+            return None
+        return int(hw) if hw is not None and hw >= 0 else None
+
+    def committed(self, tp: TP) -> int | None:
+        value = cast(BatchConsumer, self.app.consumer)._committed_offset.get(tp)
+        return int(value) if value is not None else None
+
+
 def build_app(settings: MonitorSettings, references: dict[str, ReferenceProfile], sink: MetricSink,
-              notifier: AlertNotifier | None = None, metrics: WorkerMetrics | None = None) -> faust.App:
-    """The faust app: topics, the ingest agent, the flush timer, partition callbacks and /metrics."""
+              notifier: AlertNotifier | None = None, metrics: WorkerMetrics | None = None,
+              sources: int | None = None, book: ReferenceBook | None = None) -> faust.App:
+    """The faust app: topics, the batched ingest, the flush timer, partition callbacks and /metrics.
+
+    ``sources``: the number of input partitions (every window waits for all of them); default
+    ``settings.partitions``. ``book``: the shared reference book (a :class:`ReferenceWatcher` may feed it)."""
     metrics = metrics or WorkerMetrics()
     app = _App(
         settings.consumer_group,
@@ -188,167 +133,67 @@ def build_app(settings: MonitorSettings, references: dict[str, ReferenceProfile]
         web_enabled=True, web_host=settings.web_host, web_port=settings.web_port, web_bind=settings.web_host,
         store="memory://", table_cleanup_interval=3600.0,
         broker_max_poll_records=max(settings.batch_size, 1),
-        consumer_max_fetch_size=1024 * 1024,
+        consumer_max_fetch_size=4 * 1024 * 1024,
         producer_acks=-1,
+        producer_max_request_size=16 * 1024 * 1024,
         stream_wait_empty=False,  # unacked events of open windows are replayed by the next owner
     )
-    state = WorkerState(settings, Monitor(settings, references), sink, notifier, metrics,
-                        declared=frozenset(settings.models) if settings.models else None)
-    app.driftline_state = state  # type: ignore[attr-defined]
-    input_topics = [t for t in (settings.predictions_topic, settings.labels_topic) if t]
-    inputs = app.topic(*input_topics, value_type=bytes, key_type=bytes,
-                       partitions=settings.partitions)
-    retraining = app.topic(settings.retraining_topic, value_type=bytes, key_type=bytes)
-    dlq = app.topic(settings.dlq_topic, value_type=bytes, key_type=bytes)
-    checkpoints = app.topic(settings.checkpoint_topic, value_type=bytes, key_type=bytes,
-                            partitions=settings.partitions)
-
-    app.topics.add(inputs)  # subscribed; records arrive in batches through ingest(), not through an agent
+    book = book or ReferenceBook(references.values())
+    acker = _FaustAcker(app)
+    cycle = WorkerCycle(settings, book, sources or settings.partitions, sink, notifier, _FaustBus(app), acker,
+                        metrics, positions=acker)
+    app.driftline_cycle = cycle  # type: ignore[attr-defined]
+    consumed = [t for t in (settings.predictions_topic, settings.labels_topic, settings.partials_topic) if t]
+    subscribed = app.topic(*consumed, value_type=bytes, key_type=bytes, partitions=settings.partitions)
+    app.topics.add(subscribed)  # records arrive in batches through ingest(), not through an agent
 
     async def ingest(batch: RecordBatch, generation: int) -> None:
-        """Called by the consumer's drain loop with every fetched batch of the input topics."""
-        while state.restoring:  # never observe before the partition's checkpoint is applied
+        """Called by the consumer's drain loop with every fetched batch of the consumed topics."""
+        while cycle.restoring:  # never observe before the partitions' checkpoints are applied
             await asyncio.sleep(0.05)
-
         if app.consumer_generation_id != generation:
             return  # a rebalance happened meanwhile: faust seeks to the committed offsets and re-reads
         consumer = cast(BatchConsumer, app.consumer)
-        hints = {tp: consumer._committed_offset[tp] for tp, _ in batch if tp not in state.ledger.queues}
-        state.process_records(batch, hints)
-        while state.paused:
+        hints = {tp: consumer._committed_offset[tp] for tp, _ in batch if tp not in cycle.read}
+        cycle.ingest(batch, hints)
+        while cycle.paused:
             await asyncio.sleep(0.2)  # backpressure: stop pulling until the sink recovers
 
     app.driftline_ingest = ingest  # type: ignore[attr-defined]
-    app.driftline_topics = frozenset(input_topics)  # type: ignore[attr-defined]
-
-    async def flush() -> None:
-        async with state.flush_lock:
-            await _flush()
-
-    async def _flush() -> None:
-        now = time.time()
-        if state.restoring:
-            state.freeze_idle_clocks(now)
-            return  # never close a window before the partition's checkpoint is applied
-        if state.paused:
-            state.freeze_idle_clocks(now)  # not consuming: do not extrapolate watermarks of waiting events
-        em = state.monitor.advance(now=now)
-        state.closed_pending += len(em.closed)
-        state.points_out.extend(em.points)
-        state.points_out.extend(_worker_points(state))
-        state.retrain_out.extend(em.retrain)
-        if em.alerts and state.notifier is not None:
-            # the dispatcher queues and retries on its own; alerts are derived state, not acked input
-            state.notifier.notify(em.alerts)
-            for a in em.alerts:
-                metrics.alerts.labels(a.status).inc()
-        try:
-            if state.points_out:
-                state.sink.add(state.points_out)
-                metrics.points.inc(len(state.points_out))
-                state.points_out = []
-            # a blocking flush (retries with backoff while InfluxDB is down) must not stall the event loop:
-            # faust's heartbeats and the consumer keep running, and the group does not rebalance
-            await asyncio.get_running_loop().run_in_executor(None, state.sink.flush)
-        except (SinkUnavailable, BufferFull) as exc:
-            metrics.sink_errors.inc()
-            metrics.sink_up.set(0)
-            state.paused = bool(getattr(state.sink, "backpressure", True)) or isinstance(exc, BufferFull)
-            metrics.paused.set(1 if state.paused else 0)
-            metrics.sink_buffered.set(getattr(state.sink, "buffered", 0) + len(state.points_out))
-            log.warning("event=sink_unavailable paused=%s buffered=%d error=%r", state.paused,
-                        getattr(state.sink, "buffered", 0) + len(state.points_out), str(exc)[:300])
-            return
-        metrics.sink_up.set(1)
-        if state.paused:
-            log.info("event=consumption_resumed")
-            state.freeze_idle_clocks(time.time())
-        state.paused = False
-        metrics.paused.set(0)
-        metrics.windows_closed.inc(state.closed_pending)  # including windows closed during an outage
-        state.windows_closed += state.closed_pending
-        state.closed_pending = 0
-        try:
-            await _deliver()
-        except Exception as exc:  # broker trouble: nothing more is acked; the next flush retries the rest
-            log.warning("event=publish_failed error=%r", f"{type(exc).__name__}: {exc}"[:300])
-            return
-        consumer = cast(BatchConsumer, app.consumer)
-        for tp, first, last in state.ledger.ackable(state.monitor.closed_until):
-            consumer.ack_range(tp, first, last)
-        metrics.sink_buffered.set(getattr(state.sink, "buffered", 0))
-        metrics.pending_acks.set(state.pending_count())
-        metrics.open_windows.set(state.monitor.open_windows())
-        metrics.late.set(state.monitor.late_events())
-        metrics.pending_labels.set(state.monitor.pending_labels())
-        _consumer_lag(app, state)
-        state.last_flush_wall = time.time()
-        state.events_since_flush = 0
-
-    async def _deliver() -> None:
-        """Retraining CloudEvents, DLQ records and checkpoints, each awaited until the broker has it."""
-        while state.retrain_out:
-            req = state.retrain_out[0]
-            fut = await retraining.send(key=req.model.encode(), value=orjson.dumps(req.to_cloudevent(settings.source)))
-            await fut
-            state.retrain_out.pop(0)
-            metrics.retraining.inc()
-            log.info("event=retraining_requested model=%s reason=%s id=%s", req.model, req.reason, req.event_id)
-        if state.dlq_out:
-            items, state.dlq_out = state.dlq_out, []
-            now = time.time()
-            try:
-                futs = [await dlq.send(key=r.model.encode() if r.model else None,
-                                       value=orjson.dumps(r.to_dlq(now))) for r, _, _ in items]
-                for f in futs:
-                    await f
-            except BaseException:
-                state.dlq_out[:0] = items  # not delivered (or not known to be): sent again next flush
-                raise
-            metrics.dlq.inc(len(items))
-            for _, chunk, index in items:
-                AckLedger.mark_done(chunk, index)
-        await _checkpoint(state, checkpoints)
+    app.driftline_topics = frozenset(consumed)  # type: ignore[attr-defined]
 
     @app.timer(interval=settings.flush_interval_s)  # type: ignore[untyped-decorator]
     async def flush_timer() -> None:
-        await flush()
+        await cycle.flush()
+        _consumer_lag(app, cycle)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
-        mine = {tp.partition for tp in assigned if tp.topic == settings.predictions_topic}
-        if not mine:
+        inputs = {tp.partition for tp in assigned if tp.topic == settings.predictions_topic}
+        partials = {tp.partition for tp in assigned if tp.topic == settings.partials_topic}
+        if not (inputs or partials):
             return
-        loop = asyncio.get_running_loop()
-        state.restoring += 1
+        cycle.restoring += 1
         try:
-            restored = await loop.run_in_executor(None, read_checkpoints, settings, mine)
-            for model, closed_until in restored.items():
-                state.monitor.restore(model, closed_until)
-                state.checkpointed[model] = closed_until
+            loop = asyncio.get_running_loop()
+            checkpoints = await loop.run_in_executor(None, read_checkpoints, settings, inputs | partials)
+            cycle.assign(inputs, partials, epoch=int(app.consumer_generation_id or 0), checkpoints=checkpoints)
         finally:
-            state.restoring -= 1
-        log.info("event=partitions_assigned partitions=%s checkpoints=%d", sorted(mine), len(restored))
+            cycle.restoring -= 1
+        log.info("event=partitions_assigned inputs=%s partials=%s checkpoints=%d", sorted(inputs), sorted(partials),
+                 len(checkpoints))
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
-        gone = {tp.partition for tp in revoked if tp.topic in input_topics}
-        if not gone:
+        inputs = {tp.partition for tp in revoked if tp.topic == settings.predictions_topic}
+        partials = {tp.partition for tp in revoked if tp.topic == settings.partials_topic}
+        if not (inputs or partials):
             return
-        # write the points of windows closed so far and their checkpoint; the acks themselves are void
-        # (faust forgets a revoked partition's acks), so the next owner replays from the committed offset
-        await flush()
-        inputs_gone = [tp for tp in state.ledger.queues if tp.partition in gone]
-        state.ledger.drop(inputs_gone)
-        state.dlq_out = [item for item in state.dlq_out if item[0].partition not in gone]
-        for key in [k for k in state.read_offset if k[1] in gone]:
-            state.read_offset.pop(key, None)
-        for model, part in list(state.model_partition.items()):
-            if part in gone:
-                state.monitor.forget(model)
-                state.model_partition.pop(model, None)
-                state.checkpointed.pop(model, None)
-        log.info("event=partitions_revoked partitions=%s", sorted(gone))
+        # deliver what is closed so far; the acks themselves are void (faust forgets a revoked partition's
+        # acks), so the next owner replays from the committed offset
+        await cycle.flush()
+        cycle.revoke(inputs, partials)
+        log.info("event=partitions_revoked inputs=%s partials=%s", sorted(inputs), sorted(partials))
 
     @app.page("/metrics")
     async def prometheus(web: Any, request: Any) -> Any:
@@ -356,28 +201,16 @@ def build_app(settings: MonitorSettings, references: dict[str, ReferenceProfile]
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
-        return web.json({"ok": True, "sink_up": not state.paused, "paused": state.paused,
-                         "open_windows": state.monitor.open_windows(), "pending_events": state.pending_count()})
+        return web.json({"ok": True, "sink_up": not cycle.paused, "paused": cycle.paused,
+                         "sources": sorted(cycle.sources), "partials": sorted(cycle.owned_partials),
+                         "pending_windows": cycle.owner.pending_windows(), "pending_events": cycle.pending_count()})
 
     return app
 
 
-async def _checkpoint(state: WorkerState, topic: Any) -> None:
-    """Write changed per-model watermarks to the checkpoint topic, on the model's input partition."""
-    futs = []
-    for model, part in state.model_partition.items():
-        closed = state.monitor.closed_until(model)
-        if closed is None or state.checkpointed.get(model) == closed:
-            continue
-        futs.append(await topic.send(key=model.encode(), value=orjson.dumps({"closed_until": closed}),
-                                     partition=part))
-        state.checkpointed[model] = closed
-    for f in futs:
-        await f
-
-
-def read_checkpoints(settings: MonitorSettings, partitions: set[int], idle_s: float = 1.0) -> dict[str, float]:
-    """The newest ``closed_until`` per model in the given checkpoint partitions (kafka-python, blocking)."""
+def read_checkpoints(settings: MonitorSettings, partitions: set[int], idle_s: float = 1.0) -> dict[str, Any]:
+    """The newest checkpoint per key (``source:<p>``, ``owner:<model>``) in the given partitions of the
+    checkpoint topic (kafka-python, blocking)."""
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False,
@@ -389,46 +222,100 @@ def read_checkpoints(settings: MonitorSettings, partitions: set[int], idle_s: fl
             return {}
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
-        out: dict[str, float] = {}
-        quiet_since = time.monotonic()
-        deadline = time.monotonic() + 30
-        while time.monotonic() - quiet_since < idle_s and time.monotonic() < deadline:
-            batch = consumer.poll(timeout_ms=200)
-            if batch:
-                quiet_since = time.monotonic()
-            for records in batch.values():
-                for r in records:
-                    try:
-                        model = r.key.decode()
-                        value = float(orjson.loads(r.value)["closed_until"])
-                    except (ValueError, KeyError, TypeError, AttributeError):
-                        continue
-                    out[model] = max(value, out.get(model, value))
+        out: dict[str, Any] = {}
+        for r in _drain(consumer, idle_s):
+            try:
+                key = r.key.decode()
+                value = orjson.loads(r.value)
+            except (ValueError, AttributeError):
+                continue
+            if key.startswith(("source:", "owner:")) and isinstance(value, dict):
+                out[key] = value  # records of a key are in one partition, in order: the last one wins
         return out
     finally:
         consumer.close()
 
 
-def _consumer_lag(app: faust.App, state: WorkerState) -> None:
-    """Per-partition lag from the high-water mark of the last fetch (approximate on tansu, see INFRA.md)."""
-    for (topic, partition), offset in state.read_offset.items():
+def _drain(consumer: Any, idle_s: float, deadline_s: float = 30.0) -> list[Any]:
+    out: list[Any] = []
+    quiet_since = time.monotonic()
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() - quiet_since < idle_s and time.monotonic() < deadline:
+        batch = consumer.poll(timeout_ms=200)
+        if batch:
+            quiet_since = time.monotonic()
+        for records in batch.values():
+            out.extend(records)
+    return out
+
+
+class ReferenceWatcher(threading.Thread):
+    """Reads warm-up profiles that models' owners publish to the references topic into the shared book, so
+    every source bins with them. Configured profiles win over published ones."""
+
+    def __init__(self, settings: MonitorSettings, book: ReferenceBook, configured: set[str]) -> None:
+        super().__init__(daemon=True, name="driftline-references")
+        self.settings, self.book, self.configured = settings, book, configured
+        self._stop = threading.Event()
+        self.consumer: Any = None
+
+    def catch_up(self) -> int:
+        """Read what is there now (blocking); returns how many profiles were read."""
+        from kafka import KafkaConsumer, TopicPartition
+
+        s = self.settings
+        self.consumer = KafkaConsumer(bootstrap_servers=s.bootstrap_servers, enable_auto_commit=False, group_id=None,
+                                      **s.kafka_python_security())
+        parts = self.consumer.partitions_for_topic(s.references_topic) or set()
+        tps = [TopicPartition(s.references_topic, p) for p in parts]
+        if not tps:
+            return 0
+        self.consumer.assign(tps)
+        self.consumer.seek_to_beginning(*tps)
+        return self._apply(_drain(self.consumer, 1.0))
+
+    def _apply(self, records: list[Any]) -> int:
+        n = 0
+        for r in records:
+            try:
+                profile = ReferenceProfile.from_dict(orjson.loads(r.value))
+            except ValueError as exc:
+                log.warning("event=reference_unreadable offset=%s error=%r", r.offset, str(exc)[:200])
+                continue
+            if profile.model not in self.configured:
+                self.book.add(profile)
+                n += 1
+        return n
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            if self.consumer is None or not self.consumer.assignment():
+                try:
+                    self.catch_up()
+                except Exception as exc:  # broker away: try again
+                    log.warning("event=reference_watch_failed error=%r", str(exc)[:200])
+                self._stop.wait(2.0)
+                continue
+            try:
+                batch = self.consumer.poll(timeout_ms=500)
+            except Exception as exc:
+                log.warning("event=reference_watch_failed error=%r", str(exc)[:200])
+                self._stop.wait(2.0)
+                continue
+            for records in batch.values():
+                self._apply(records)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def _consumer_lag(app: faust.App, cycle: WorkerCycle) -> None:
+    """Per-partition lag from the high-water mark of the last fetch (approximate on brokers whose end offsets
+    are wrong when a batch holds several records, such as tansu)."""
+    for tp, offset in cycle.read.items():
         try:
-            hw = app.consumer.highwater(TP(topic, partition))
+            hw = app.consumer.highwater(tp)
         except Exception:  # not assigned any more, or no fetch yet
             continue
         if hw is not None and hw >= 0:
-            state.metrics.consumer_lag.labels(topic, str(partition)).set(max(0, hw - offset - 1))
-
-
-def _worker_points(state: WorkerState) -> list[MetricPoint]:
-    now = time.time()
-    elapsed = max(now - state.last_flush_wall, 1e-6)
-    watermarks = [m.watermark(now) for m in state.monitor.models.values()]
-    wms = [w for w in watermarks if w is not None]
-    lag = max(0.0, now - min(wms)) if wms else 0.0
-    state.metrics.window_lag.set(lag)
-    fields = (("events", state.events_since_flush), ("events_per_s", state.events_since_flush / elapsed),
-              ("window_lag_s", float(lag)), ("sink_queue", int(getattr(state.sink, "buffered", 0))),
-              ("dlq", len(state.dlq_out)), ("windows_closed", state.windows_closed))
-    return [MetricPoint("driftline_worker", (("worker", state.settings.worker_name),), fields,
-                        int(now * 1e9))]
+            cycle.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, hw - offset - 1))

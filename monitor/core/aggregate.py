@@ -1,7 +1,8 @@
 """Per-window state and its aggregation: bin counts and sketches, never raw values (except in exact-KS mode).
 
 A :class:`WindowState` is mergeable: the state of two partitions' data merged equals the state of the
-concatenated data, and merging is associative — so windows can be split across workers and combined.
+concatenated data, and merging is associative — so a window is split across workers (stage 1, one
+partial per input partition) and combined by the model's owner (stage 2); :mod:`monitor.wire` encodes it.
 :func:`ingest` updates a state from a vectorised batch (:class:`Batch`); :func:`performance_values`
 and friends read results out of a state.
 """
@@ -20,7 +21,7 @@ from river import metrics as rmetrics
 from monitor.core import topk
 from monitor.core.binning import FeatureBinner
 from monitor.core.sketch import LatencySketch
-from monitor.types import FeatureValue, PredictionEvent
+from monitor.types import PREDICTION_FEATURE, PSEUDO_FEATURES, SCORE_FEATURE, FeatureValue, PredictionEvent
 
 NAN = math.nan
 
@@ -93,7 +94,7 @@ def _numeric_block(events: Sequence[PredictionEvent], feats: list[Mapping[str, F
     """(N, len(names)) float64, NaN = missing. When every event has every plain feature as a number (the
     common case) the rows go to numpy in one conversion; otherwise column by column."""
     out = np.empty((len(events), len(names)), dtype=np.float64)
-    plain = [j for j, name in enumerate(names) if name not in ("__prediction__", "__score__")]
+    plain = [j for j, name in enumerate(names) if name not in PSEUDO_FEATURES]
     block = None
     if len(plain) > 1:
         getter = itemgetter(*(names[j] for j in plain))
@@ -116,7 +117,7 @@ def _columns(events: Sequence[PredictionEvent], feats: list[Mapping[str, Feature
              names: Sequence[str]) -> list[Sequence[Any]]:
     """One value sequence per name. When every event has every plain feature (the common case), rows are
     read with one ``itemgetter`` call per event and transposed in C, instead of one ``get`` per value."""
-    plain = [name for name in names if name not in ("__prediction__", "__score__")]
+    plain = [name for name in names if name not in PSEUDO_FEATURES]
     by_name: dict[str, Sequence[Any]] = {}
     if len(plain) > 1:
         getter = itemgetter(*plain)
@@ -131,9 +132,9 @@ def _columns(events: Sequence[PredictionEvent], feats: list[Mapping[str, Feature
 
 def _column(events: Sequence[PredictionEvent], feats: list[Mapping[str, FeatureValue]],
             name: str) -> list[Any]:
-    if name == "__prediction__":
+    if name == PREDICTION_FEATURE:
         return [e.prediction for e in events]
-    if name == "__score__":
+    if name == SCORE_FEATURE:
         return [e.score for e in events]
     return [f.get(name) for f in feats]
 
@@ -167,7 +168,8 @@ class PerformanceState:
 
     @property
     def n(self) -> int:
-        return int(self.cm.n_samples) + self.n_reg
+        """Labelled outcomes (the matrix's total weight: ``n_samples`` counts cells after a merge)."""
+        return int(round(self.cm.total_weight)) + self.n_reg
 
     def update(self, label: object, prediction: object, task: str | None) -> None:
         if prediction is None:
@@ -244,9 +246,6 @@ class WindowState:
     perf: PerformanceState = field(default_factory=PerformanceState)
     #: error message → count, at most topk.CAP messages (space-saving; see monitor/core/topk.py)
     error_top: dict[str, int] = field(default_factory=dict)
-    #: river change detectors fired on events of this window
-    error_change: bool = False
-    latency_change: bool = False
     #: exact-KS mode only: raw numeric values per feature
     raw: list[list[np.ndarray]] | None = None
 
@@ -331,8 +330,6 @@ class WindowState:
         self.latency = self.latency.merge(other.latency)
         topk.add_counts(self.error_top, other.error_top)
         self.perf.merge_in(other.perf)
-        self.error_change |= other.error_change
-        self.latency_change |= other.latency_change
         if other.raw is not None:
             if self.raw is None:
                 self.raw = [[] for _ in other.raw]

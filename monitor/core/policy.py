@@ -242,7 +242,7 @@ class Policy:
             levels = {"warning": (p95, warn)}
             if crit is not None:
                 levels["critical"] = (p95, crit)
-            marker = " (Page-Hinkley: latency level changed in this window)" if f.latency_change else ""
+            marker = " (latency level changed in this window)" if f.latency_change else ""
             out.append(_Condition(
                 "LatencyRegression", "", "p95", sev, levels, f"p95 latency {p95:.1f} ms over {{threshold}}{marker}",
                 current=f"p95 latency {p95:.1f} ms", spec=".1f", unit=" ms",
@@ -261,12 +261,12 @@ class Policy:
         firing = f"error rate {rate:.1%} over {{threshold}}"
         if sev is None and f.error_change and f.errors >= 5 and rate >= 2 * base_rate \
                 and rate >= c.error_rate_warning / 2:
-            sev = "warning"  # ADWIN saw the error stream change before the absolute threshold
+            sev = "warning"  # the error rate changed (binomial test) before the absolute threshold
             firing = f"error rate {rate:.1%}, {rate / base_rate:.1f}x its baseline {base_rate:.1%} " \
-                     f"(ADWIN change; threshold {{threshold}})" if base_rate > 0 else \
-                     f"error rate {rate:.1%} (ADWIN change; threshold {{threshold}})"
+                     f"(error rate change; threshold {{threshold}})" if base_rate > 0 else \
+                     f"error rate {rate:.1%} (error rate change; threshold {{threshold}})"
         elif f.error_change:
-            firing += " (ADWIN change)"
+            firing += " (error rate change)"
         if len(st.error_baseline) < c.baseline_windows:
             st.error_baseline.append(rate)
         moved = explain.errors_moved(f.top_errors, f.errors) or ""
