@@ -255,7 +255,8 @@ class WorkerCycle:
         self.events_since_flush = 0
 
     def _caught_up(self, p: int) -> bool:
-        """Every input partition ``p`` read to its high-water mark (an empty partition: hw 0)."""
+        """Every input partition ``p`` read to its high-water mark (an empty partition: hw 0); False while a
+        high-water mark is unknown (no fetch answered yet)."""
         if self.positions is None:
             return False
         for topic in self.inputs:
@@ -270,8 +271,13 @@ class WorkerCycle:
 
     def _stage1(self, now: float) -> None:
         for p, src in self.sources.items():
-            if not src.empty and src.top.value is None and src.overall_closed is None and self._caught_up(p):
+            caught_up = self._caught_up(p) if self.positions is not None else True
+            if caught_up and not src.empty and src.top.value is None and src.overall_closed is None:
                 src.drained()
+            if not caught_up:
+                # a partition with records still to read is not idle, however long it waits for its turn:
+                # extrapolating its watermark by wall time would close windows its records still fill
+                src.freeze_idle_clocks(now)
             records = src.advance(now)
             closed_any = False
             for r in records:
