@@ -59,7 +59,7 @@ def run_worker(settings: MonitorSettings, references: Mapping[str, ReferenceProf
     from faust import Worker
 
     from monitor.adapters.notify import build_dispatcher
-    from monitor.adapters.topics import TopicError, check_copartitioned, ensure_topics, worker_topics
+    from monitor.adapters.topics import TopicError, TopicSpec, check_copartitioned, ensure_topics, worker_topics
     from monitor.adapters.worker import ReferenceWatcher, build_app
     from monitor.owner import ReferenceBook
     from monitor.pipeline import load_references
@@ -83,16 +83,13 @@ def run_worker(settings: MonitorSettings, references: Mapping[str, ReferenceProf
     counts: dict[str, int] = {}
 
     def create() -> None:
-        existing = ensure_topics(settings.bootstrap_servers, worker_topics(settings, settings.partitions),
-                                 replication_factor=settings.replication_factor,
-                                 security=settings.kafka_python_security())
-        # internal topics follow the input's partition count (an existing predictions topic may differ)
-        n = existing.get(settings.predictions_topic, settings.partitions)
-        if n != settings.partitions:
-            existing = ensure_topics(settings.bootstrap_servers, worker_topics(settings, n),
-                                     replication_factor=settings.replication_factor,
-                                     security=settings.kafka_python_security())
-        counts.update(existing)
+        security = settings.kafka_python_security()
+        # the input topic first: an existing one keeps its partition count, which the others then follow
+        first = ensure_topics(settings.bootstrap_servers, [TopicSpec(settings.predictions_topic, settings.partitions)],
+                              replication_factor=settings.replication_factor, security=security)
+        n = first.get(settings.predictions_topic) or settings.partitions
+        counts.update(ensure_topics(settings.bootstrap_servers, worker_topics(settings, n),
+                                    replication_factor=settings.replication_factor, security=security))
 
     wait_for_broker(settings, create, log)
     try:

@@ -52,12 +52,15 @@ class Monitor:
         self.book = ReferenceBook((references or {}).values())
         self.source = SourceAggregator(0, settings, self.book.get)
         self.owner = ModelOwner(settings, self.book, sources=[0])
-        self._dead: list[Rejection] = []
+        #: predictions dead-lettered after decoding (undeclared or too many models, from the future)
+        self.refused_predictions = 0
 
-    def observe(self, events: Sequence[PredictionEvent | LabelEvent], now: float | None = None) -> list[Rejection]:
-        """Add a batch of events. Returns the events that were refused (undeclared or too many models),
-        as rejections for the dead-letter queue; they are counted as invalid."""
-        self.source.observe(events, now)
+    def observe(self, events: Sequence[PredictionEvent | LabelEvent], now: float | None = None,
+                origins: Sequence[tuple[str, int]] | None = None) -> list[Rejection]:
+        """Add a batch of events (``origins``: their (topic, offset), for dead letters). Returns the events
+        dead-lettered since the last call — refused (undeclared or too many models) or held back for being
+        far ahead of the stream and never confirmed — as rejections; they are counted as invalid."""
+        self.source.observe(events, now, origins=origins)
         return self.take_dead_letters()
 
     def reject(self, rejections: Sequence[Rejection], now: float | None = None) -> None:
@@ -90,10 +93,11 @@ class Monitor:
 
     def take_dead_letters(self) -> list[Rejection]:
         """Events the source refused or evicted since the last call, as dead-letter records."""
-        out = [Rejection(reason, _json.encode(ev), topic=str(origin[0]) if isinstance(origin, tuple) else "",
+        out = [Rejection(reason, _json.encode(ev), topic=str(origin[0]) if isinstance(origin, tuple) else "", partition=0,
                          offset=int(origin[1]) if isinstance(origin, tuple) else -1, model=ev.model,
                          timestamp=ev.timestamp)
                for origin, ev, reason in self.source.dead]
+        self.refused_predictions += sum(1 for _, ev, _ in self.source.dead if isinstance(ev, PredictionEvent))
         self.source.dead.clear()
         return out
 

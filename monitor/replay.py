@@ -103,6 +103,7 @@ def replay_file(
     try:
         with events_path.open("rb") as fh:
             batch: list[PredictionEvent | LabelEvent] = []
+            origins: list[tuple[str, int]] = []
             rejected: list[Rejection] = []
             read = 0
             for lineno, line in enumerate(fh):
@@ -116,33 +117,43 @@ def replay_file(
                     rejected.append(ev)
                 else:
                     batch.append(ev)
+                    origins.append((events_path.name, lineno))
                 if len(batch) + len(rejected) >= CHUNK:
-                    _step(monitor, writers, summary, batch, rejected)
-                    batch, rejected = [], []
+                    _step(monitor, writers, summary, batch, origins, rejected)
+                    batch, origins, rejected = [], [], []
                     if progress is not None:
                         progress(read)
-            _step(monitor, writers, summary, batch, rejected)
+            _step(monitor, writers, summary, batch, origins, rejected)
             if progress is not None:
                 progress(read)
         writers.emit(monitor.close_all(), summary)
+        _dead_letters(monitor, writers, summary)
     finally:
         writers.close()
     summary.seconds = time.perf_counter() - started
     return summary
 
 
-def _step(monitor: Monitor, writers: _Writers, summary: ReplaySummary,
-          batch: list[PredictionEvent | LabelEvent], rejected: list[Rejection]) -> None:
+def _step(monitor: Monitor, writers: _Writers, summary: ReplaySummary, batch: list[PredictionEvent | LabelEvent],
+          origins: list[tuple[str, int]], rejected: list[Rejection]) -> None:
     if rejected:
         monitor.reject(rejected)
         writers.reject(rejected)
         summary.rejected += len(rejected)
     if batch:
-        refused = monitor.observe(batch)
-        if refused:
-            writers.reject(refused)
-            summary.rejected += len(refused)
+        monitor.observe(batch, origins=origins)
         n_labels = sum(1 for e in batch if isinstance(e, LabelEvent))
         summary.labels += n_labels
-        summary.events += len(batch) - n_labels - len(refused)
+        summary.events += len(batch) - n_labels
     writers.emit(monitor.advance(), summary)
+    _dead_letters(monitor, writers, summary)
+
+
+def _dead_letters(monitor: Monitor, writers: _Writers, summary: ReplaySummary) -> None:
+    """Events the pipeline dead-lettered after decoding (refused models, events from the future)."""
+    before = monitor.refused_predictions
+    dead = monitor.take_dead_letters()
+    if dead:
+        writers.reject(dead)
+        summary.rejected += len(dead)
+        summary.events -= monitor.refused_predictions - before

@@ -47,6 +47,10 @@ from monitor.wire import PartialRecord, WatermarkRecord, extras_of, profile_id, 
 ROBUST_K = 5
 #: events held back for being far ahead of their stream, per source, before the oldest is evicted
 QUARANTINE_CAP = 1_000
+#: a held event is dead-lettered once this many later events of its model stayed behind it, or once its
+#: stream moved on by HOLD_WINDOWS windows of event time without catching up with it
+HOLD_EVENTS = 1_000
+HOLD_WINDOWS = 2
 
 WindowKey = tuple[str | None, float]  # (model version, window start)
 #: what :meth:`SourceAggregator.observe` did with each event
@@ -73,6 +77,7 @@ class _Held:
     event: PredictionEvent
     origin: Origin
     waited: int = 0  # events of the same model observed since it was held
+    since: float | None = None  # the stream's robust max event time when it was held
 
 
 class RobustMax:
@@ -277,7 +282,7 @@ class SourceAggregator:
             return keep.tolist()  # type: ignore[no-any-return]
         for e, o, ok in zip(events, origins, keep.tolist(), strict=True):
             if not ok:
-                self.held.append(_Held(e, o))
+                self.held.append(_Held(e, o, since=ref))
         self._release(mp, int(keep.sum()), now)
         return keep.tolist()  # type: ignore[no-any-return]
 
@@ -294,11 +299,34 @@ class SourceAggregator:
                 self.released.append((h.origin, mp.name, self.spec.last_end(h.event.timestamp)))
                 continue
             h.waited += observed
+            moved = ref - h.since if ref is not None and h.since is not None else 0.0
+            if h.waited >= HOLD_EVENTS or moved >= HOLD_WINDOWS * self.spec.size:
+                self._dead(h.origin, h.event, self._far_ahead(h), now)  # the stream went on without it
+                continue
             still.append(h)
         self.held = still
         while len(self.held) > QUARANTINE_CAP:
             h = self.held.pop(0)
             self._dead(h.origin, h.event, self._far_ahead(h), now)
+
+    def _settle_held(self, now: float | None) -> None:
+        """Held events when traffic stops: the idle watermark moves on with the wall clock, so an event it
+        reaches is observed, and one it leaves HOLD_WINDOWS windows behind is dead-lettered."""
+        skew = self.settings.max_future_skew_s or 0.0
+        lateness = self.settings.allowed_lateness_s
+        still: list[_Held] = []
+        for h in self.held:
+            mp = self.models[h.event.model]
+            wm = mp.watermark(now)
+            front = wm + lateness if wm is not None else None
+            if front is not None and h.event.timestamp <= front + skew:
+                self._observe_model(mp, [h.event], None)
+                self.released.append((h.origin, mp.name, self.spec.last_end(h.event.timestamp)))
+            elif front is not None and h.since is not None and front - h.since >= HOLD_WINDOWS * self.spec.size:
+                self._dead(h.origin, h.event, self._far_ahead(h), now)
+            else:
+                still.append(h)
+        self.held = still
 
     def _far_ahead(self, h: _Held) -> str:
         ref = self.models[h.event.model].max_ts if h.event.model in self.models else None
@@ -447,6 +475,8 @@ class SourceAggregator:
     def advance(self, now: float | None = None) -> list[PartialRecord]:
         """Close every partial window the source's watermarks have passed; re-send changed closed ones."""
         out: list[PartialRecord] = []
+        if self.held:
+            self._settle_held(now)
         overall = self.overall_watermark(now)
         for mp in self.models.values():
             if mp.reference is None:
