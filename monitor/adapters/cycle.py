@@ -52,6 +52,8 @@ _json = msgspec.json.Encoder()
 _DONE = "\x00done"
 #: a source's watermark is re-sent at least this often even when it did not change (heartbeat)
 HEARTBEAT_S = 5.0
+#: a delivery the broker has not confirmed for this long is reported (log, driftline_broker_up 0)
+DELIVERY_REPORT_S = 3.0
 
 
 class Bus(Protocol):
@@ -374,7 +376,24 @@ class WorkerCycle:
     async def _send_all(self, topic: str, items: Sequence[tuple[bytes | None, bytes, int | None]]) -> None:
         futs = [await self.bus.send(topic, key, value, part) for key, value, part in items]
         for f in futs:
-            await f
+            await self._delivered(topic, f)
+
+    async def _delivered(self, topic: str, fut: Awaitable[Any]) -> None:
+        """Wait for the broker to confirm a record; while it does not, say so every DELIVERY_REPORT_S (the
+        producer keeps retrying; nothing is acked meanwhile)."""
+        waited = 0.0
+        while True:
+            try:
+                await asyncio.wait_for(asyncio.shield(fut), timeout=DELIVERY_REPORT_S)
+                break
+            except TimeoutError:
+                waited += DELIVERY_REPORT_S
+                self.metrics.broker_up.set(0)
+                log.warning("event=delivery_waiting topic=%s waited_s=%.0f (the broker does not confirm; nothing is "
+                            "acked until it does)", topic, waited)
+        if waited:
+            log.info("event=delivery_resumed topic=%s waited_s=%.0f", topic, waited)
+        self.metrics.broker_up.set(1)
 
     def _ack(self) -> None:
         for p, ledger in self.ledgers.items():

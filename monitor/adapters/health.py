@@ -47,6 +47,9 @@ class WorkerMetrics:
                                       "label_grace (since start): a labels topic keyed unlike predictions shows "
                                       "here", registry=r)
         self.sources = Gauge("driftline_sources", "Input partitions this worker aggregates (stage 1)", registry=r)
+        self.broker_up = Gauge("driftline_broker_up", "0 while the broker does not confirm what the worker "
+                               "publishes (partials, checkpoints, retraining, dead letters)", registry=r)
+        self.broker_up.set(1)
         self.up.set(1)
         self.sink_up.set(1)
 

@@ -100,6 +100,31 @@ def consume_all(bootstrap: str, topic: str, group: str, expect: int, timeout: fl
     return out
 
 
+def read_topic(bootstrap: str, topic: str, idle_s: float = 2.0, timeout: float = 60.0) -> list[Any]:
+    """Every record of ``topic`` from the beginning to its end (no consumer group; the end is when nothing
+    new arrives for ``idle_s``, because some brokers' end offsets are not reliable)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    try:
+        parts = wait_for(lambda: consumer.partitions_for_topic(topic), timeout=20)
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        out: list[Any] = []
+        quiet = time.monotonic()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() - quiet < idle_s and time.monotonic() < deadline:
+            batch = consumer.poll(timeout_ms=200)
+            if batch:
+                quiet = time.monotonic()
+            for records in batch.values():
+                out.extend(records)
+        return out
+    finally:
+        consumer.close()
+
+
 def vm_export(url: str, match: str) -> list[dict[str, Any]]:
     """Series from VictoriaMetrics' /api/v1/export (after a force flush)."""
     urllib.request.urlopen(f"{url}/internal/force_flush", timeout=10).read()

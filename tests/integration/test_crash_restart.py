@@ -16,7 +16,7 @@ from monitor.events import parse_timestamp
 from monitor.lineprotocol import read_lp
 from monitor.scenarios import get_scenario
 from monitor.scenarios.produce import produce_events
-from tests.integration.harness import Worker, consume_all, wait_for
+from tests.integration.harness import Worker, read_topic, wait_for
 
 pytestmark = pytest.mark.integration
 T0 = 1_767_225_600.0
@@ -77,7 +77,7 @@ def test_kill_and_restart_one_worker(kafka_broker, tmp_path):
     wrong = {k: (written.get(k), n) for k, n in expected.items() if set(written.get(k, [])) != {n}}
     assert not wrong, f"windows missing or with wrong counts (written, expected): {wrong}"
     replayed = sum(len(c) - 1 for k, c in written.items() if k in expected)
-    records = consume_all(kafka_broker, names["retraining"], "crash-check", expect=1, timeout=20)
+    records = read_topic(kafka_broker, names["retraining"])  # to its end: a later duplicate would show
     ids = Counter(orjson.loads(r.value)["id"] for r in records)
     models = {orjson.loads(r.value)["data"]["model"] for r in records}
     assert models == {"churn"}, models  # only churn drifts
