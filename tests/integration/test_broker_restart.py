@@ -1,7 +1,7 @@
 """The broker is killed (SIGKILL) under a running worker while producers are sending: the worker reports the
 outage (log and /metrics) without crashing, reconnects, and resumes from the offsets committed before the
-kill — every window's points carry exactly the events produced into it. Runs on noida-db (PyPI), which keeps its log and committed offsets on disk; tansu, the
-broker of the other tests, keeps them in memory and loses them on restart."""
+kill — every window's points carry exactly the events in the log. Runs on noida-db (PyPI), which keeps its
+log and committed offsets on disk; tansu, the broker of the other tests, keeps them in memory."""
 
 from __future__ import annotations
 
