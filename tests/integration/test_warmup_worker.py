@@ -35,6 +35,7 @@ def test_warm_up_profiles_are_shared_by_every_worker(kafka_broker, tmp_path):
     topic = "wu-predictions"
     create_topics(kafka_broker, {topic: 4})
     env = dict(MONITOR_PREDICTIONS_TOPIC=topic, MONITOR_LABELS_TOPIC="", MONITOR_CONSUMER_GROUP="wu",
+               MONITOR_RETRAINING_TOPIC="wu-retraining", MONITOR_DLQ_TOPIC="wu-dlq",
                MONITOR_WARMUP_EVENTS=str(WARMUP))
     a = Worker(tmp_path, kafka_broker, "a", MONITOR_LP_FILE=str(tmp_path / "a.lp"), **env).start()
     b = Worker(tmp_path, kafka_broker, "b", MONITOR_LP_FILE=str(tmp_path / "b.lp"), **env).start()
