@@ -37,7 +37,8 @@ def test_an_event_from_2100_does_not_stop_the_model(kafka_broker, tmp_path):
     create_topics(kafka_broker, {names["predictions"]: 2})
     w = Worker(tmp_path, kafka_broker, "w", MONITOR_REFERENCE=str(refdir), MONITOR_LABELS_TOPIC="",
                MONITOR_PREDICTIONS_TOPIC=names["predictions"], MONITOR_DLQ_TOPIC=names["dlq"],
-               MONITOR_CONSUMER_GROUP="fut", MONITOR_RETRAINING_TOPIC="fut-retraining", MONITOR_LP_FILE=str(tmp_path / "w.lp")).start()
+               MONITOR_CONSUMER_GROUP="fut", MONITOR_RETRAINING_TOPIC="fut-retraining",
+               MONITOR_LP_FILE=str(tmp_path / "w.lp")).start()
     try:
         from kafka import KafkaProducer
 
