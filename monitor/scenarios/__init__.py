@@ -74,9 +74,10 @@ class ScenarioSpec:
     reference also contains; ``rhythm`` the amplitude of a ``rhythm_period_s``-long cycle of event time
     (:func:`~monitor.scenarios.model.apply_rhythm`: ``x1``, ``amount``, ``device`` and the traffic volume)
     that the reference does *not* contain (it is drawn where the cycle is at 0); ``labelled_share`` is
-    the share of successful predictions that get a label event; ``concept`` swaps the features for river's SEA stream with a concept drift at
-    the ``concept_drift`` change's window; ``malformed_share`` is the share of prediction-topic lines that
-    are invalid; ``extra_field_share`` the share of valid events carrying an unknown (allowed) field.
+    the share of successful predictions that get a label event; ``concept`` swaps the features for river's
+    SEA stream with a concept drift at the ``concept_drift`` change's window; ``malformed_share`` is the
+    share of prediction-topic lines that are invalid; ``extra_field_share`` the share of valid events
+    carrying an unknown (allowed) field.
     """
 
     name: str
