@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from monitor.baselines_config import BaselinesConfig, ModelBaselinePlan
-from monitor.config import MonitorSettings, PolicyConfig, format_duration
+from monitor.config import MonitorSettings, PolicyConfig
 from monitor.core.aggregate import WindowState
 from monitor.core.binning import FeatureBinner, StatResult
 from monitor.core.explain import what_moved
@@ -390,8 +390,8 @@ def describe(plan: ModelBaselinePlan) -> str:
     """
     parts = []
     if plan.trailing is not None:
-        parts.append(f"trailing {format_duration(plan.trailing.length_s)}")
+        parts.append(f"trailing {plan.trailing.length}")
     if plan.seasonal is not None:
         s = plan.seasonal
-        parts.append(f"seasonal {format_duration(s.period_s)}" + (f" ×{s.periods}" if s.periods > 1 else ""))
+        parts.append(f"seasonal {s.period}" + (f" ×{s.periods}" if s.periods > 1 else ""))
     return ", ".join(parts)
