@@ -59,6 +59,8 @@ log = logging.getLogger("driftline.baselines")
 
 #: key prefix of closed-block records in the checkpoint topic
 RECORD_PREFIX = "baseline:"
+#: blocks count in int32 (half the memory of a window state's int64) until their events could overflow it
+_INT32_MAX = 2**31 - 1
 
 
 @dataclass
@@ -73,6 +75,8 @@ class Block:
     windows: int = 0
 
     def add(self, num: np.ndarray, cat: np.ndarray, events: int) -> None:
+        if self.events + events >= _INT32_MAX and self.num.dtype != np.int64:
+            self.num, self.cat = self.num.astype(np.int64), self.cat.astype(np.int64)  # no bin can overflow
         self.num += num
         self.cat += cat
         self.events += events
@@ -284,10 +288,11 @@ class Baselines:
         return ring
 
     def _empty(self, index: int, ring: _Ring, binner: FeatureBinner) -> Block:
-        return Block(index, ring.profile or "", binner.empty_numeric(), binner.empty_categorical())
+        return Block(index, ring.profile or "", binner.empty_numeric().astype(np.int32),
+                     binner.empty_categorical().astype(np.int32))
 
     def _sum(self, blocks: Sequence[Block], binner: FeatureBinner) -> Block:
-        out = Block(-1, "", binner.empty_numeric(), binner.empty_categorical())
+        out = Block(-1, "", binner.empty_numeric(), binner.empty_categorical())  # int64: sums of many blocks
         for b in blocks:
             out.num += b.num
             out.cat += b.cat
@@ -368,7 +373,8 @@ def _array_to_dict(a: np.ndarray) -> dict[str, Any]:
 
 def _array_from_dict(d: dict[str, Any]) -> np.ndarray:
     raw = zlib.decompress(base64.b64decode(d["z"]))
-    return np.frombuffer(raw, dtype=np.dtype(d["dtype"])).reshape(tuple(d["shape"])).astype(np.int64)
+    a = np.frombuffer(raw, dtype=np.dtype(d["dtype"])).reshape(tuple(d["shape"]))
+    return a.astype(np.int32 if a.dtype.itemsize <= 2 else np.int64)
 
 
 def _block_to_dict(b: Block) -> dict[str, Any]:

@@ -197,6 +197,8 @@ class FeatureBinner:
             groups = np.searchsorted(p.psi_starts, np.arange(p.proportions.size), side="right") - 1
             self._psi_group[i, : groups.size] = groups
             self._psi_group[i, groups.size:] = self.n_psi_bins  # padding → a dropped column
+        # the same map flattened for one bincount over all features: row i's groups offset by i·(groups + 1)
+        self._psi_flat = (np.arange(len(nums))[:, None] * (self.n_psi_bins + 1) + self._psi_group).ravel()
         self._psi_ref = self._coarse(self._num_ref)
         self._psi_mask = _pad([np.ones(p.psi_starts.size) for p in nums], self.n_psi_bins).astype(bool)
         # categorical lookups
@@ -272,11 +274,9 @@ class FeatureBinner:
 
     # -- statistics -----------------------------------------------------------------------------
     def _coarse(self, fine: np.ndarray) -> np.ndarray:
-        f = fine.shape[0]
-        out = np.zeros((f, self.n_psi_bins + 1), dtype=np.float64)
-        rows = np.repeat(np.arange(f), fine.shape[1])
-        np.add.at(out, (rows, self._psi_group.ravel()), fine.ravel())
-        return out[:, : self.n_psi_bins]
+        f, width = fine.shape[0], self.n_psi_bins + 1
+        out = np.bincount(self._psi_flat, weights=np.asarray(fine, dtype=np.float64).ravel(), minlength=f * width)
+        return out.reshape(f, width)[:, : self.n_psi_bins]
 
     def drift(self, num_counts: np.ndarray, cat_counts: np.ndarray,
               methods: Collection[str] = ("psi", "ks", "wasserstein", "chi2", "js")) -> list[StatResult]:
