@@ -14,6 +14,12 @@ seasonal: 1d`` and the given block. Reported per model, once 7 days are held:
   checkpoint topic, and the records a model keeps there (ring slots: the compacted topic's size);
 * time per window of comparing against both baselines and admitting the window, against the training
   drift of the same window (statistics + decision) in the same process.
+
+``--behaviour`` adds two runs of the ``fraud`` model on the stable regime of the ``mixed`` scenario (1-hour
+windows): the share of windows with a drifted feature against ``seasonal: 1d`` when nothing changes, for
+windows of 100 to 3,000 events (the baseline then has as many: the noisiest case); and how long a
+permanent +1 sd shift of ``x1`` keeps drifting against ``trailing: 7d`` and against ``seasonal: 1d``
+(``adopt_after: 1d``: the shifted windows are admitted after a day).
 """
 
 from __future__ import annotations
@@ -120,12 +126,59 @@ def run(name: str, ref: ReferenceProfile, settings: MonitorSettings, days: float
     }
 
 
+def stable_state(binner: FeatureBinner, n: int, seed: int, shift: float = 0.0) -> WindowState:
+    """A window of ``n`` rows of the ``mixed`` scenario's stable regime (x1 shifted by ``shift`` sd)."""
+    df = get_scenario("mixed").reference(rows=n, seed=seed)["fraud"]
+    df["x1"] = df["x1"] + shift
+    cols = {"__score__": "score", "__prediction__": "prediction"}
+    s = WindowState.empty(binner)
+    s.num_counts, _, _ = binner.numeric_counts(
+        np.column_stack([df[cols.get(c, c)].to_numpy(np.float64) for c in binner.numeric_names]))
+    cats = [[("true" if v else "false") if isinstance(v, bool | np.bool_) else str(v) for v in df[cols.get(c, c)]]
+            for c in binner.categorical_names]
+    s.cat_counts, _, _ = binner.categorical_counts(cats)
+    s.events = n
+    return s
+
+
+def behaviour(days: int = 15) -> dict[str, Any]:
+    ref = profiles()["fraud (mixed)"]
+    binner = FeatureBinner(ref)
+    hour = 3600.0
+    null: dict[int, tuple[int, int]] = {}
+    for n in (100, 300, 1000, 3000):
+        b = Baselines(MonitorSettings(window="1h", labels_topic="", baselines={"seasonal": "1d", "min_events": 1}))
+        compared = drifted = 0
+        for w in range(24 * days):
+            s = stable_state(binner, n, 1000 + w)
+            rng = WindowRange(T0 + w * hour, T0 + (w + 1) * hour)
+            c = b.compare("m", rng, s, binner)
+            b.admit("m", rng, s, binner, c)
+            if c:
+                compared += 1
+                drifted += any(d.drifted for d in c[0].drift)
+        null[n] = (drifted, compared)
+    shift_at, last = 24 * 8, {}
+    b = Baselines(MonitorSettings(window="1h", labels_topic="", baselines={
+        "trailing": "7d", "seasonal": "1d", "min_events": 1, "adopt_after": "1d"}))
+    for w in range(24 * 20):
+        s = stable_state(binner, 2000, 5000 + w, 1.0 if w >= shift_at else 0.0)
+        rng = WindowRange(T0 + w * hour, T0 + (w + 1) * hour)
+        c = b.compare("m", rng, s, binner)
+        b.admit("m", rng, s, binner, c)
+        for x in c:
+            if w >= shift_at and any(d.drifted for d in x.drift if d.feature == "x1"):
+                last[x.name] = w
+    return {"null": {str(n): v for n, v in null.items()}, "permanent_hours": {k: v - shift_at + 1 for k, v in last.items()}}
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--days", type=float, default=8.0)
     ap.add_argument("--window", default="5m")
     ap.add_argument("--block", default="1h")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--behaviour", action="store_true", help="also measure false alarms and a permanent shift")
     args = ap.parse_args(argv)
     if args.days <= 7:
         ap.error("--days must be more than 7 (the trailing baseline is 7 days)")
@@ -144,9 +197,21 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                       f"{r['ring_slots']} × {r['record_bytes'] / 1e3:.1f} kB = {r['topic_bytes'] / 1e6:.2f} MB",
                       f"{r['per_window_ms']:.2f} ms", f"{r['training_ms']:.2f} ms",
                       f"{r['per_window_ms'] / r['training_ms']:.1f}×")
-    Console(width=220).print(table)
+    console = Console(width=220)
+    console.print(table)
+    out: dict[str, Any] = {"models": rows}
+    if args.behaviour:
+        got = out["behaviour"] = behaviour()
+        b = Table(title="against seasonal 1d, nothing changing (1-hour windows): windows with a drifted feature")
+        for col in ("events per window", "windows compared", "drifted", "share"):
+            b.add_column(col, justify="right")
+        for n, (drifted, compared) in got["null"].items():
+            b.add_row(f"{int(n):,}", str(compared), str(drifted), f"{drifted / compared:.1%}")
+        console.print(b)
+        console.print("a permanent +1 sd shift of x1 (2,000 events per hour, adopt_after 1d) drifts for: "
+                      + ", ".join(f"{k} {h} h" for k, h in sorted(got["permanent_hours"].items())))
     if args.json:
-        Path(args.json).write_bytes(orjson.dumps(rows, option=orjson.OPT_INDENT_2))
+        Path(args.json).write_bytes(orjson.dumps(out, option=orjson.OPT_INDENT_2))
     return rows
 
 
