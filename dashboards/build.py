@@ -13,6 +13,11 @@ from typing import Any
 DS = {"type": "influxdb", "uid": "driftline-influxdb"}
 HERE = Path(__file__).resolve().parent
 COMMON = '"model" =~ /^$model$/ AND "window" =~ /^$window$/ AND "model_version" =~ /^$model_version$/'
+#: drift against the baseline picked in the ``baseline`` variable: training (points without the tag) or a
+#: sample baseline (``raw``: the value is a regular expression of its own, not escaped by Grafana)
+BASELINE = '"baseline" =~ /^${baseline:raw}$/'
+#: (text, value) of the baseline variable: the value is the tag's value as a regular expression
+BASELINES = (("training", "()"), ("trailing", "trailing"), ("seasonal", "seasonal"))
 
 
 def var(name: str, query: str, *, multi: bool = True, include_all: bool = True, label: str | None = None,
@@ -23,11 +28,25 @@ def var(name: str, query: str, *, multi: bool = True, include_all: bool = True, 
             "sort": 1}
 
 
-def base_vars(feature: bool = False) -> list[dict[str, Any]]:
+def baseline_var() -> dict[str, Any]:
+    """What drift is compared against: ``training`` (the reference profile; points without the tag) or a
+    trailing/seasonal baseline (docs/baselines.md). A custom variable, one value at a time."""
+    options = [{"text": t, "value": v, "selected": i == 0} for i, (t, v) in enumerate(BASELINES)]
+    return {"name": "baseline", "label": "compared against", "type": "custom",
+            "query": ",".join(f"{t} : {v}" for t, v in BASELINES), "options": options,
+            "current": {"selected": True, "text": BASELINES[0][0], "value": BASELINES[0][1]},
+            "multi": False, "includeAll": False,
+            "description": "training: the reference profile; trailing / seasonal: the model's own recent windows "
+                           "(configured under baselines:, docs/baselines.md)"}
+
+
+def base_vars(feature: bool = False, baseline: bool = False) -> list[dict[str, Any]]:
     out = [var("model", 'SHOW TAG VALUES FROM "throughput" WITH KEY = "model"'),
            var("model_version", 'SHOW TAG VALUES FROM "throughput" WITH KEY = "model_version" WHERE "model" =~ /^$model$/',
                label="model version"),
            var("window", 'SHOW TAG VALUES FROM "throughput" WITH KEY = "window"', multi=False)]
+    if baseline:
+        out.append(baseline_var())
     if feature:
         out.append(var("feature", 'SHOW TAG VALUES FROM "drift" WITH KEY = "feature" WHERE "model" =~ /^$model$/'))
     return out
@@ -123,9 +142,9 @@ def annotation(name: str, colour: str, query: str, *, title: str, text: str, tag
 def annotations() -> list[dict[str, Any]]:
     return [
         annotation("Alerts", "red",
-                   'SELECT "firing", "alertname", "severity", "feature", "model" FROM "alerts" '
+                   'SELECT "firing", "alertname", "severity", "feature", "baseline", "model" FROM "alerts" '
                    'WHERE "model" =~ /^$model$/ AND $timeFilter', title="alertname", text="feature",
-                   tags="model,severity"),
+                   tags="model,severity,baseline"),
         annotation("Retraining", "purple",
                    'SELECT "requested", "evidence", "reason", "model" FROM "retraining" WHERE "model" =~ /^$model$/ '
                    'AND $timeFilter', title="reason", text="evidence", tags="model"),
@@ -151,43 +170,44 @@ def fleet() -> dict[str, Any]:
             f'AND $timeFilter GROUP BY time($__interval), "metric" fill(none)', alias="$tag_metric")],
             w=6, unit="percentunit"),
         lay.panel("Drifted features", [target(
-            f'SELECT last("drifted_features") FROM "drift_summary" WHERE {COMMON} AND $timeFilter')],
+            f'SELECT last("drifted_features") FROM "drift_summary" WHERE {COMMON} AND {BASELINE} AND $timeFilter')],
             kind="stat", w=6, h=5, thresholds=[("green", None), ("orange", 1), ("red", 3)]),
         lay.panel("Open alerts", [target(
             'SELECT sum("firing") FROM (SELECT last("firing") AS "firing" FROM "alerts" WHERE "model" =~ /^$model$/ '
-            'AND $timeFilter GROUP BY "alertname", "feature", "severity")')],
+            'AND $timeFilter GROUP BY "alertname", "feature", "severity", "baseline")')],
             kind="stat", w=6, h=5, thresholds=[("green", None), ("red", 1)]),
         lay.panel("Events in the last window", [target(
             f'SELECT last("events") FROM "throughput" WHERE {COMMON} AND $timeFilter')], kind="stat", w=6, h=5),
         lay.panel("p95 latency now", [target(
             f'SELECT last("p95") FROM "latency" WHERE {COMMON} AND $timeFilter')], kind="stat", w=6, h=5, unit="ms"),
     ]
-    return dashboard("driftline-fleet", "Driftline · Fleet overview", panels, base_vars(), annotations())
+    return dashboard("driftline-fleet", "Driftline · Fleet overview", panels, base_vars(baseline=True), annotations())
 
 
 def drift() -> dict[str, Any]:
     lay = Layout()
     feat = f'{COMMON} AND "feature" =~ /^$feature$/'
+    drift_of = f"{feat} AND {BASELINE}"
     gf = 'GROUP BY time($__interval), "feature" fill(none)'
     panels = [
         lay.panel("Drift heatmap: PSI per feature over time", [target(
-            f'SELECT max("score") FROM "drift" WHERE {feat} AND "method" = \'psi\' AND $timeFilter {gf}',
+            f'SELECT max("score") FROM "drift" WHERE {drift_of} AND "method" = \'psi\' AND $timeFilter {gf}',
             alias="$tag_feature")], kind="status-history", w=24, h=10,
             thresholds=[("green", None), ("yellow", 0.1), ("red", 0.25)],
             description="Each row a feature, each cell a window; colour = PSI (warning 0.1, critical 0.25)."),
-        lay.panel("PSI per feature", score_and_threshold("psi", feat, gf),
+        lay.panel("PSI per feature", score_and_threshold("psi", drift_of, gf),
                   thresholds=[("green", None), ("orange", 0.1), ("red", 0.25)], extra=THRESHOLD_OVERRIDE,
                   description="Bands: PSI 0.1 (moderate) and 0.25 (major); dashed: the threshold the service applied."),
-        lay.panel("KS statistic per feature", score_and_threshold("ks", feat, gf),
+        lay.panel("KS statistic per feature", score_and_threshold("ks", drift_of, gf),
                   thresholds=[("green", None), ("orange", 0.1), ("red", 0.2)], extra=THRESHOLD_OVERRIDE,
                   description="Bands: KS 0.1 and 0.2; dashed: the threshold the service applied."),
         lay.panel("KS / χ² p-values", [target(
-            f'SELECT min("p_value") FROM "drift" WHERE {feat} AND "method" =~ /^(ks|chi2)$/ AND $timeFilter '
+            f'SELECT min("p_value") FROM "drift" WHERE {drift_of} AND "method" =~ /^(ks|chi2)$/ AND $timeFilter '
             'GROUP BY time($__interval), "feature", "method" fill(none)', alias="$tag_feature $tag_method")],
             extra={"fieldConfig": {"defaults": {"custom": {"scaleDistribution": {"type": "log", "log": 10}}},
                                    "overrides": []}}),
         lay.panel("Prediction and score drift (PSI)", [target(
-            f'SELECT max("score") FROM "drift" WHERE {COMMON} AND "feature" =~ /^__(prediction|score)__$/ '
+            f'SELECT max("score") FROM "drift" WHERE {COMMON} AND {BASELINE} AND "feature" =~ /^__(prediction|score)__$/ '
             f'AND "method" = \'psi\' AND $timeFilter {gf}', alias="$tag_feature")],
             thresholds=[("green", None), ("orange", 0.1), ("red", 0.25)]),
         lay.panel("Missing rate", [target(
@@ -204,7 +224,8 @@ def drift() -> dict[str, Any]:
             f'FROM "data_quality" WHERE {COMMON} AND "feature" = \'__event__\' AND $timeFilter '
             'GROUP BY time($__interval) fill(none)')], w=24),
     ]
-    return dashboard("driftline-drift", "Driftline · Model drift", panels, base_vars(feature=True), annotations())
+    return dashboard("driftline-drift", "Driftline · Model drift", panels, base_vars(feature=True, baseline=True),
+                     annotations())
 
 
 def ops() -> dict[str, Any]:
@@ -227,8 +248,8 @@ def ops() -> dict[str, Any]:
             'GROUP BY time($__interval), "model", "reason" fill(none)', alias="$tag_model $tag_reason")]),
         lay.panel("Alert transitions (firing 1 / resolved 0)", [target(
             f'SELECT last("firing") FROM "alerts" WHERE {COMMON} AND $timeFilter '
-            'GROUP BY time($__interval), "model", "alertname", "feature" fill(none)',
-            alias="$tag_model $tag_alertname $tag_feature")], w=24, kind="state-timeline",
+            'GROUP BY time($__interval), "model", "alertname", "feature", "baseline" fill(none)',
+            alias="$tag_model $tag_alertname $tag_feature $tag_baseline")], w=24, kind="state-timeline",
             thresholds=[("green", None), ("red", 1)]),
     ]
     variables = [*base_vars(), var("worker", 'SHOW TAG VALUES FROM "driftline_worker" WITH KEY = "worker"')]

@@ -16,6 +16,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from monitor.baselines_config import BaselinesConfig
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 
@@ -203,6 +205,8 @@ class MonitorSettings(BaseSettings):
     source: str = "driftline/default"
 
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    #: trailing and seasonal baselines next to the training profile (monitor/baselines_config.py)
+    baselines: BaselinesConfig = Field(default_factory=BaselinesConfig)
 
     @field_validator("window", "allowed_lateness", "idle_timeout", "label_grace", "flush_interval",
                      "repeat_interval", "session_timeout", "rebalance_timeout", "heartbeat_interval", "broker_wait")
@@ -227,6 +231,11 @@ class MonitorSettings(BaseSettings):
             if not getattr(self, key):
                 suffix = "checkpoints" if name == "checkpoint" else name
                 object.__setattr__(self, key, f"{self.consumer_group}.{suffix}")
+        return self
+
+    @model_validator(mode="after")
+    def _baselines_fit_the_window(self) -> MonitorSettings:
+        self.baselines.check_window(self.window_s)
         return self
 
     @property
@@ -353,5 +362,5 @@ def load_settings(config: Path | str | None = None, **overrides: Any) -> Monitor
             env_name = "MONITOR_" + "__".join(str(p) for p in err["loc"]).upper()
             where = f"environment variable {env_name}" if env_name in os.environ else source
             msg = "unknown setting" if err["type"] == "extra_forbidden" else err["msg"]
-            problems.append(f"{key}: {msg} (from {where})")
+            problems.append(f"{key}: {msg} (from {where})" if key else f"{msg} (from {where})")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from None

@@ -8,10 +8,11 @@ thresholds, hysteresis, persistence, cooldown) and builds the window's points. P
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from monitor.baselines import Baselines
 from monitor.config import MonitorSettings, format_duration
 from monitor.core.aggregate import WindowState
 from monitor.core.binning import FeatureBinner, StatResult
@@ -20,7 +21,7 @@ from monitor.core.drift.ks import ks_exact
 from monitor.core.explain import what_moved
 from monitor.core.policy import Policy, WindowFacts, decide_drift
 from monitor.core.reference import CategoricalProfile, NumericProfile, ReferenceProfile
-from monitor.points import event_quality_point, performance_points, transition_points, window_points
+from monitor.points import drift_points, event_quality_point, performance_points, transition_points, window_points
 from monitor.types import (
     PREDICTION_FEATURE,
     PSEUDO_FEATURES,
@@ -56,6 +57,8 @@ class Finalizer:
         self.policy = policy or Policy(settings.policy, settings.external_url)
         self.changes: dict[tuple[str, str | None], ChangeDetector] = {}
         self.window_tag = format_duration(settings.window_s)
+        #: trailing and seasonal baselines (monitor/baselines.py)
+        self.baselines = Baselines(settings)
 
     def tags(self, model: str, version: str | None) -> tuple[tuple[str, str], ...]:
         tags = [("model", model), ("window", self.window_tag)]
@@ -81,11 +84,18 @@ class Finalizer:
         out.points.extend(window_points(state, drift, tags, t_ns, rng.end - rng.start,
                                         binner if state.num_counts is not None else None, self.settings.policy,
                                         latency_change=latency_change, error_change=error_change))
+        compared = self.baselines.compare(model, rng, state, binner)
+        for b in compared:
+            out.points.extend(drift_points(b.drift, (*tags, ("baseline", b.name)), t_ns, self.settings.policy))
         facts = self.facts(model, version, rng, state, drift, reference, binner, error_change, latency_change)
+        training = self.baselines.plan(model).training
+        facts = replace(facts, baselines=tuple(compared), training_alerts=training.alerts,
+                        training_retrain=training.retrain)
         alerts, retrain = self.policy.evaluate(facts)
         out.alerts.extend(alerts)
         out.retrain.extend(retrain)
         out.points.extend(transition_points(alerts, retrain, tags, t_ns))
+        self.baselines.admit(model, rng, state, binner, compared)
 
     def rewrite(self, model: str, version: str | None, rng: WindowRange, state: WindowState, *, perf: bool,
                 quality: bool, out: Out) -> None:

@@ -326,13 +326,15 @@ class ModelOwner:
     # -- checkpoints --------------------------------------------------------------------------------------
     def checkpoint(self, model: str) -> dict[str, Any]:
         """What a next owner of ``model`` needs besides the partials it re-reads: how far windows are
-        finalized, the policy's state (open alerts, streaks, baselines, cooldown) and the change detectors."""
+        finalized, the policy's state (open alerts, streaks, baselines, cooldown), the change detectors and the
+        current block of the trailing/seasonal baselines (closed blocks: :meth:`baseline_records`)."""
         m = self.models.get(model)
         versions = {v for (mm, v) in self.finalizer.policy._state if mm == model}
         versions |= {v for (mm, v) in self.finalizer.changes if mm == model}
         return {
             "model": model,
             "closed_until": m.closed_until if m is not None else None,
+            "baselines": self.finalizer.baselines.checkpoint(model),
             "versions": [
                 {"version": v,
                  "policy": policy_state_to_dict(self.finalizer.policy.state(model, v)),
@@ -348,6 +350,7 @@ class ModelOwner:
         cu = cp.get("closed_until")
         if isinstance(cu, int | float) and (m.closed_until is None or cu > m.closed_until):
             m.closed_until = float(cu)
+        self.finalizer.baselines.restore(model, cp.get("baselines"))
         for entry in cp.get("versions") or []:
             v = entry.get("version")
             self.finalizer.policy._state[(model, v)] = policy_state_from_dict(entry.get("policy") or {})
@@ -369,10 +372,20 @@ class ModelOwner:
         for model in [m for m, q in self.home.items() if q == partition]:
             self.forget(model)
 
+    def baseline_records(self, model: str) -> list[tuple[str, dict[str, Any]]]:
+        """Closed baseline blocks of ``model`` to write to the checkpoint topic before its checkpoint
+        (``baseline:<slot>:<model>`` → record; monitor/baselines.py)."""
+        return self.finalizer.baselines.records(model)
+
+    def restore_baseline(self, record: dict[str, Any]) -> None:
+        """A closed baseline block read back from the checkpoint topic (any order with :meth:`restore`)."""
+        self.finalizer.baselines.restore_record(record)
+
     def forget(self, model: str) -> None:
-        """Drop a model's windows, policy and change state."""
+        """Drop a model's windows, policy, change and baseline state."""
         self.models.pop(model, None)
         self.home.pop(model, None)
+        self.finalizer.baselines.forget(model)
         for key in [k for k in self.finalizer.policy._state if k[0] == model]:
             del self.finalizer.policy._state[key]
         for key in [k for k in self.finalizer.changes if k[0] == model]:

@@ -47,10 +47,9 @@ def event_quality_point(s: WindowState, tags: Tags, t_ns: int) -> MetricPoint:
         ("labels_unmatched", s.labels_unmatched)), t_ns)
 
 
-def window_points(s: WindowState, drift: Sequence[DriftResult], tags: Tags, t_ns: int, size: float,
-                  binner: FeatureBinner | None, policy: PolicyConfig, *, latency_change: bool = False,
-                  error_change: bool = False) -> list[MetricPoint]:
-    """Every point of one finalized window (docs/measurements.md)."""
+def drift_points(drift: Sequence[DriftResult], tags: Tags, t_ns: int, policy: PolicyConfig) -> list[MetricPoint]:
+    """``drift`` points of one window's statistics and its ``drift_summary`` (``tags`` may carry
+    ``baseline`` for drift against a sample baseline)."""
     pts: list[MetricPoint] = []
     for d in drift:
         if not math.isfinite(d.score):
@@ -63,6 +62,14 @@ def window_points(s: WindowState, drift: Sequence[DriftResult], tags: Tags, t_ns
         drifted = drifted_features(drift, policy)
         pts.append(MetricPoint("drift_summary", tags,
                                (("drifted_features", len(drifted)), ("features", len(features))), t_ns))
+    return pts
+
+
+def window_points(s: WindowState, drift: Sequence[DriftResult], tags: Tags, t_ns: int, size: float,
+                  binner: FeatureBinner | None, policy: PolicyConfig, *, latency_change: bool = False,
+                  error_change: bool = False) -> list[MetricPoint]:
+    """Every point of one finalized window (docs/measurements.md)."""
+    pts = drift_points(drift, tags, t_ns, policy)
     if s.latency.count:
         q = s.latency.quantiles([0.5, 0.9, 0.95, 0.99])
         pts.append(MetricPoint("latency", tags, clean_fields((
@@ -104,6 +111,8 @@ def transition_points(alerts: Sequence[Alert], retrain: Sequence[RetrainRequest]
         atags = [*tags, ("alertname", a.labels["alertname"]), ("severity", a.severity)]
         if "feature" in a.labels:
             atags.append(("feature", a.labels["feature"]))
+        if "baseline" in a.labels:
+            atags.append(("baseline", a.labels["baseline"]))
         pts.append(MetricPoint("alerts", tuple(atags), (("firing", 1 if a.status == "firing" else 0),), t_ns))
     for r in retrain:
         evidence = ", ".join(f"{e.feature}:{e.method}={e.score:.3g}" for e in r.evidence)

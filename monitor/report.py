@@ -7,7 +7,8 @@ from the ``alerts`` and ``retraining`` measurements instead.
 
 Output: ``report.html`` (PNGs embedded as base64, so the file can be mailed around) and one PNG per
 model — per model *version* when a model has several — in ``plots/`` (the figures: :mod:`monitor.report_plots`),
-each followed by its per-feature drift table, then the alerts timeline and the retraining requests.
+each followed by its per-feature drift table (against the training profile: points with a ``baseline`` tag are
+left out), then the alerts timeline and the retraining requests.
 Pseudo-features are shown by name (``score (model output)`` for ``__score__``), model versions in a
 column of their own.
 """
@@ -282,7 +283,9 @@ def render_report(out_dir: Path, *, title: str = "Driftline report",
     retrain.sort(key=lambda r: r.time or _EPOCH)
     plots = out_dir / "plots"
     plots.mkdir(parents=True, exist_ok=True)
-    groups = _groups(pts)
+    # plots and drift tables show the comparison with the training profile; drift against trailing/seasonal
+    # baselines (tag ``baseline``, docs/baselines.md) is on the dashboards and in the alerts below
+    groups = _groups([p for p in pts if not p.tag("baseline")])
     psi_critical = _psi_critical()
 
     esc = html.escape

@@ -31,7 +31,7 @@ def load(path: Path) -> dict[str, Any]:
 
 def queries(board: dict[str, Any]) -> list[tuple[str, str]]:
     out = [(p["title"], t["query"]) for p in board["panels"] for t in p.get("targets", [])]
-    out += [(f"variable {v['name']}", v["query"]) for v in board["templating"]["list"]]
+    out += [(f"variable {v['name']}", v["query"]) for v in board["templating"]["list"] if v["type"] == "query"]
     out += [(f"annotation {a['name']}", a["query"]) for a in board["annotations"]["list"]]
     return out
 
@@ -181,7 +181,8 @@ def test_uids_ids_tags_and_datasource_references_resolve() -> None:
         assert len(ids) == len(set(ids)), board["uid"]
         refs = [(p["title"], p["datasource"]) for p in board["panels"] if p["type"] != "row"]
         refs += [(p["title"], t["datasource"]) for p in board["panels"] for t in p.get("targets", [])]
-        refs += [(f"variable {v['name']}", v["datasource"]) for v in board["templating"]["list"]]
+        refs += [(f"variable {v['name']}", v["datasource"]) for v in board["templating"]["list"]
+                 if v["type"] == "query"]
         refs += [(f"annotation {a['name']}", a["datasource"]) for a in board["annotations"]["list"]]
         for what, ref in refs:
             assert ref == {"type": "influxdb", "uid": ref["uid"]} and ref["uid"] in ds_uids, f"{board['uid']}: {what}"
@@ -199,6 +200,9 @@ def test_template_variables() -> None:
         if board["uid"] == "driftline-drift":
             assert "feature" in names
         for v in board["templating"]["list"]:
+            if v["type"] == "custom":
+                check_custom(b.name, v)
+                continue
             assert v["query"].startswith("SHOW TAG VALUES FROM ") and v["includeAll"] and v["allValue"] == ".*"
             used = set(re.findall(r"\$(\w+)", v["query"]))
             assert used <= set(names[:names.index(v["name"])]), f"{b.name}: {v['name']} uses a later variable"
@@ -207,6 +211,30 @@ def test_template_variables() -> None:
             assert used <= set(names) | BUILTINS, f"{b.name} / {title}: undefined {used - set(names) - BUILTINS}"
             if not title.startswith("variable"):
                 assert "$timeFilter" in q, f"{b.name} / {title}: no $timeFilter"
+
+
+def check_custom(board: str, v: dict[str, Any]) -> None:
+    """A custom variable (``baseline``): its ``text : value`` pairs, options and default agree; every value is a
+    regular expression (used raw, ``${name:raw}``) that matches exactly the tag value its text names."""
+    pairs = [tuple(part.split(" : ")) for part in v["query"].split(",")]
+    assert [(o["text"], o["value"]) for o in v["options"]] == pairs, f"{board}: {v['name']} options"
+    assert v["current"]["value"] == pairs[0][1] and not v["multi"] and not v["includeAll"], v["name"]
+    if v["name"] == "baseline":
+        tag_value = {"training": ""}  # training: the points without the tag
+        for text, value in pairs:
+            assert re.fullmatch(value, tag_value.get(text, text)), (text, value)
+            assert not any(re.fullmatch(value, other) for other in ("", "trailing", "seasonal")
+                           if other != tag_value.get(text, text)), (text, value)
+
+
+def test_drift_queries_follow_the_baseline_variable() -> None:
+    """Every panel reading drift or drift_summary filters on the baseline picked (untagged = training)."""
+    for b in BOARDS:
+        board = load(b)
+        names = {v["name"] for v in board["templating"]["list"]}
+        for title, q in queries(board):
+            if re.search(r'FROM "drift(_summary)?"', q) and not title.startswith("variable"):
+                assert "baseline" in names and '"baseline" =~ /^${baseline:raw}$/' in q, f"{b.name} / {title}"
 
 
 def test_panels_do_not_overlap() -> None:

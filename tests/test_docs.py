@@ -228,13 +228,21 @@ def test_secret_file_variables_work(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 @pytest.fixture(scope="module")
 def written(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[set[str], set[str]]]:
-    """measurement → (tags, fields) of everything a replay of the `mixed` scenario writes."""
+    """measurement → (tags, fields) of everything a replay of the `mixed` scenario writes (with a trailing
+    baseline, so the optional ``baseline`` tag is written too)."""
     from monitor.lineprotocol import read_lp
-    from monitor.scenarios import write_scenario
+    from monitor.scenarios import write_reference_table, write_scenario
 
     d = tmp_path_factory.mktemp("docs-replay")
     events, _ = write_scenario("mixed", d / "mixed.jsonl", seed=2, windows=12, window_s=60.0, rate=8.0)
-    r = CliRunner().invoke(app, ["replay", str(events), "--out", str(d / "out"), "--window", "1m"])
+    table = write_reference_table("mixed", d, rows=5000)["fraud"]
+    r = CliRunner().invoke(app, ["reference", "build", "--model", "fraud", "--data", str(table),
+                                 "--out", str(d / "fraud.json")])
+    assert r.exit_code == 0, r.output
+    config = d / "config.yaml"  # the windows before amount shifts (window 4) form a trailing baseline
+    config.write_text("baselines: {trailing: 10m, block: 1m, min_events: 100}\n")
+    r = CliRunner().invoke(app, ["replay", str(events), "--out", str(d / "out"), "--window", "1m", "--config",
+                                 str(config), "--reference", str(d / "fraud.json")])
     assert r.exit_code == 0, r.output
     seen: dict[str, tuple[set[str], set[str]]] = defaultdict(lambda: (set(), set()))
     for p in read_lp(d / "out" / "metrics.lp"):

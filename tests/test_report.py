@@ -188,6 +188,18 @@ def test_report_from_points_without_jsonl_uses_alert_and_retraining_measurements
     assert "amount psi=0.4" in text
 
 
+def test_drift_tables_show_the_training_comparison_only(tmp_path: Path) -> None:
+    """Points against a trailing/seasonal baseline (tag ``baseline``) stay out of the plots and tables."""
+    pts = _points()
+    extra = [MetricPoint(p.measurement, (*p.tags, ("baseline", "trailing")), (("score", 9.99), *p.fields[1:]),
+                         p.time_ns) for p in pts if p.measurement == "drift"]
+    with_baselines = render_report(tmp_path / "b", points=pts + extra).read_text(encoding="utf-8")
+    without = render_report(tmp_path / "a", points=pts).read_text(encoding="utf-8")
+    assert "9.99" not in with_baselines
+    assert re.findall(r"<table id=\"drift-[^>]*>.*?</table>", with_baselines, re.S) == \
+        re.findall(r"<table id=\"drift-[^>]*>.*?</table>", without, re.S)
+
+
 def test_report_with_only_throughput_and_no_alerts_or_labels(tmp_path: Path) -> None:
     lines = [MetricPoint("throughput", (("model", "m"), ("window", "5m")),
                          (("events", 10), ("events_per_s", 0.1)), _ns(i)).to_line() for i in range(3)]

@@ -35,7 +35,7 @@ SMALL = {"windows": 12, "window_s": 20.0, "rate": 5.0}  # ~100 predictions per w
 JITTER_BOUND_S = 10.0  # the generator jitters by at most 4 s; the default allowed lateness is 60 s
 TARGETS = {"__prediction__", "__score__", "latency", "errors", "accuracy"}
 KINDS = {"mean_shift", "gradual", "new_category", "latency_regression", "error_burst", "accuracy_drop",
-         "concept_drift", "score_shift", "seasonal"}
+         "concept_drift", "score_shift", "seasonal", "rhythm"}
 PREDICTION_FIELDS = {"model", "model_version", "request_id", "timestamp", "features", "prediction", "score",
                      "latency_ms", "error"}
 

@@ -88,6 +88,8 @@ class _Out:
     dlq: list[tuple[Rejection, TP, int]] = field(default_factory=list)
     points: list[MetricPoint] = field(default_factory=list)
     checkpoints: dict[tuple[int, str], bytes] = field(default_factory=dict)
+    #: closed baseline blocks (key, value, checkpoint partition): sent before the checkpoints
+    baselines: list[tuple[bytes, bytes, int | None]] = field(default_factory=list)
 
 
 class WorkerCycle:
@@ -302,6 +304,8 @@ class WorkerCycle:
     def _checkpoint_owner(self, model: str) -> None:
         home = self.owner.home.get(model)
         if home is not None:
+            self.out.baselines.extend((key.encode(), orjson.dumps(value), home)
+                                      for key, value in self.owner.baseline_records(model))
             cp = {**self.owner.checkpoint(model), "partition": home}
             self.out.checkpoints[(home, f"owner:{model}")] = orjson.dumps(cp)
 
@@ -366,6 +370,8 @@ class WorkerCycle:
                 ledger = self.ledgers.get(tp.partition)
                 if ledger is not None:
                     ledger.mark_done_at(tp, offset)
+        await self._send_all(s.checkpoint_topic, self.out.baselines)  # before the checkpoints naming later blocks
+        self.out.baselines = []
         changed = [(part, key, v) for (part, key), v in self.out.checkpoints.items()
                    if self.checkpointed.get((part, key)) != v]
         await self._send_all(s.checkpoint_topic, [(key.encode(), v, part) for part, key, v in changed])
@@ -440,6 +446,8 @@ class WorkerCycle:
                 home = cp.get("partition")
                 if isinstance(home, int):
                     self.owner.home.setdefault(key.removeprefix("owner:"), home)
+            elif key.startswith("baseline:") and isinstance(cp, dict):
+                _restore(self.owner.restore_baseline, cp, key)
         self.owned_partials |= partials
 
     def revoke(self, partitions: set[int], partials: set[int]) -> None:

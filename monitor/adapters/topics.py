@@ -8,7 +8,7 @@ its prediction reach the same stage-1 source, and a source's checkpoint sits on 
 | --- | --- | --- | --- | --- |
 | ``predictions``, ``labels`` | the producer's choice | N | the producer's | input events |
 | ``monitor.partials`` | model (watermarks: source) | N | delete, retention ≥ label_grace | stage 1 → stage 2 |
-| ``monitor.checkpoints`` | ``source:<p>`` / ``owner:<model>`` | N | compact | what a next owner needs |
+| ``monitor.checkpoints`` | ``source:<p>``, ``owner:<model>``, ``baseline:<slot>:<model>`` | N | compact | next owner |
 | ``monitor.references`` | model | 1 | compact | warm-up profiles built by owners |
 | ``monitor.retraining`` | model | N | delete | retraining CloudEvents |
 | ``monitor.dlq`` | model or none | N | delete | dead letters |

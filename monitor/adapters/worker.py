@@ -209,8 +209,8 @@ def build_app(settings: MonitorSettings, references: dict[str, ReferenceProfile]
 
 
 def read_checkpoints(settings: MonitorSettings, partitions: set[int], idle_s: float = 1.0) -> dict[str, Any]:
-    """The newest checkpoint per key (``source:<p>``, ``owner:<model>``) in the given partitions of the
-    checkpoint topic (kafka-python, blocking)."""
+    """The newest checkpoint per key (``source:<p>``, ``owner:<model>``, ``baseline:<slot>:<model>``) in the
+    given partitions of the checkpoint topic (kafka-python, blocking)."""
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False,
@@ -229,7 +229,7 @@ def read_checkpoints(settings: MonitorSettings, partitions: set[int], idle_s: fl
                 value = orjson.loads(r.value)
             except (ValueError, AttributeError):
                 continue
-            if key.startswith(("source:", "owner:")) and isinstance(value, dict):
+            if key.startswith(("source:", "owner:", "baseline:")) and isinstance(value, dict):
                 out[key] = value  # records of a key are in one partition, in order: the last one wins
         return out
     finally:

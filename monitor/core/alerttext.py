@@ -2,7 +2,8 @@
 
 * :func:`deep_link` — the ``generatorURL``: the dashboard opened on the alert's window (``from``/``to``
   in epoch milliseconds, a few windows around it) with its labels as dashboard variables
-  (``var-model``, ``var-window``, ``var-model_version``, ``var-feature``, ``var-segment``).
+  (``var-model``, ``var-window``, ``var-model_version``, ``var-feature``, ``var-segment``,
+  ``var-baseline``).
 * :func:`window_text` — the window in RFC 3339 with its length and event count.
 """
 
@@ -19,7 +20,7 @@ LOOKBACK_WINDOWS = 3
 #: … and this many after the last one
 LOOKAHEAD_WINDOWS = 2
 #: alert labels passed to the dashboard as ``var-<label>``, in this order (model and window come first)
-LINK_LABELS = ("model_version", "feature", "segment")
+LINK_LABELS = ("model_version", "feature", "segment", "baseline")
 
 
 def deep_link(base_url: str, labels: Mapping[str, str], window_s: float, first_start: float,

@@ -16,6 +16,7 @@ from monitor.core.drift.chi2 import chi2_test
 from monitor.core.drift.js import js_distance
 from monitor.core.drift.ks import ks_binned
 from monitor.core.drift.psi import psi
+from monitor.core.drift.twosample import chi2_2samp, js_2samp, ks_2samp_binned, psi_2samp, wasserstein_2samp
 from monitor.core.drift.wasserstein import wasserstein_binned
 from monitor.core.reference import CategoricalProfile, NumericProfile, ReferenceProfile
 
@@ -196,6 +197,8 @@ class FeatureBinner:
             groups = np.searchsorted(p.psi_starts, np.arange(p.proportions.size), side="right") - 1
             self._psi_group[i, : groups.size] = groups
             self._psi_group[i, groups.size:] = self.n_psi_bins  # padding → a dropped column
+        # the same map flattened for one bincount over all features: row i's groups offset by i·(groups + 1)
+        self._psi_flat = (np.arange(len(nums))[:, None] * (self.n_psi_bins + 1) + self._psi_group).ravel()
         self._psi_ref = self._coarse(self._num_ref)
         self._psi_mask = _pad([np.ones(p.psi_starts.size) for p in nums], self.n_psi_bins).astype(bool)
         # categorical lookups
@@ -271,11 +274,9 @@ class FeatureBinner:
 
     # -- statistics -----------------------------------------------------------------------------
     def _coarse(self, fine: np.ndarray) -> np.ndarray:
-        f = fine.shape[0]
-        out = np.zeros((f, self.n_psi_bins + 1), dtype=np.float64)
-        rows = np.repeat(np.arange(f), fine.shape[1])
-        np.add.at(out, (rows, self._psi_group.ravel()), fine.ravel())
-        return out[:, : self.n_psi_bins]
+        f, width = fine.shape[0], self.n_psi_bins + 1
+        out = np.bincount(self._psi_flat, weights=np.asarray(fine, dtype=np.float64).ravel(), minlength=f * width)
+        return out.reshape(f, width)[:, : self.n_psi_bins]
 
     def drift(self, num_counts: np.ndarray, cat_counts: np.ndarray,
               methods: Collection[str] = ("psi", "ks", "wasserstein", "chi2", "js")) -> list[StatResult]:
@@ -304,6 +305,39 @@ class FeatureBinner:
             if "js" in methods:
                 ccols["js"] = (js_distance(self._cat_ref, cat_counts), None, None)
             out.extend(self._results(self.categorical_names, n, ccols))
+        return out
+
+    def drift_against(self, base_num: np.ndarray, base_cat: np.ndarray, num_counts: np.ndarray,
+                      cat_counts: np.ndarray, methods: Collection[str] = ("psi", "ks", "wasserstein", "chi2", "js"),
+                      ) -> list[StatResult]:
+        """Like :meth:`drift`, against a baseline that is itself a sample: ``base_num``/``base_cat`` are bin
+        counts on this profile's bins (e.g. a sum of past windows) and every statistic is the two-sample form
+        of :mod:`monitor.core.drift.twosample`. χ²'s score is the raw statistic of the 2 × k table. Features
+        without counts on either side are left out."""
+        out: list[StatResult] = []
+        if len(self.numeric_names):
+            n, m = num_counts.sum(axis=1), base_num.sum(axis=1)
+            cols: dict[str, tuple[np.ndarray, np.ndarray | None, np.ndarray | None]] = {}
+            if "psi" in methods:
+                cols["psi"] = (psi_2samp(self._coarse(base_num), self._coarse(num_counts), mask=self._psi_mask),
+                               None, None)
+            if "ks" in methods:
+                cols["ks"] = ks_2samp_binned(base_num, num_counts)
+            if "wasserstein" in methods:
+                cols["wasserstein"] = (wasserstein_2samp(base_num, num_counts, self._num_widths, self._num_std),
+                                       None, None)
+            out.extend(self._results(self.numeric_names, np.where(m > 0, n, 0), cols))
+        if len(self.categorical_names):
+            n, m = cat_counts.sum(axis=1), base_cat.sum(axis=1)
+            ccols: dict[str, tuple[np.ndarray, np.ndarray | None, np.ndarray | None]] = {}
+            if "psi" in methods:
+                ccols["psi"] = (psi_2samp(base_cat, cat_counts, mask=self._cat_mask), None, None)
+            if "chi2" in methods:
+                stat, p = chi2_2samp(base_cat, cat_counts, mask=self._cat_mask)
+                ccols["chi2"] = (stat, p, None)
+            if "js" in methods:
+                ccols["js"] = (js_2samp(base_cat, cat_counts), None, None)
+            out.extend(self._results(self.categorical_names, np.where(m > 0, n, 0), ccols))
         return out
 
     @staticmethod

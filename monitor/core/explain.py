@@ -96,15 +96,23 @@ def _top_changes(labels: list[str], ref: np.ndarray, win: np.ndarray, k: int = 2
     return "; ".join(parts)
 
 
-def numeric_moved(prof: NumericProfile, counts: np.ndarray) -> str | None:
+def numeric_moved(prof: NumericProfile, counts: np.ndarray, baseline: np.ndarray | None = None) -> str | None:
     """One line on how a numeric feature's window distribution differs from the reference (see module
     docstring); None for an empty window. ``counts``: the feature's row of fine-bin counts (padding
-    beyond ``prof.proportions.size`` is ignored)."""
+    beyond ``prof.proportions.size`` is ignored). ``baseline``: bin counts of a sample baseline on the same
+    bins to compare with instead of the reference's proportions ("the baseline's p90")."""
     ref = np.asarray(prof.proportions, dtype=np.float64)
     c = np.asarray(counts[: ref.size], dtype=np.float64)
     n = float(c.sum())
     if n <= 0:
         return None
+    lo: float | None = prof.min
+    whose = "reference"
+    if baseline is not None:
+        base = np.asarray(baseline[: ref.size], dtype=np.float64)
+        if base.sum() <= 0:
+            return None
+        ref, lo, whose = base / base.sum(), None, "baseline"
     win = c / n
     if prof.discrete and ref.size <= FEW_VALUES:
         moved = _top_changes(_bin_labels(prof), ref, win)
@@ -127,21 +135,22 @@ def numeric_moved(prof: NumericProfile, counts: np.ndarray) -> str | None:
             p = {j: f"p{round(100 * float(cum_ref[j]))}" for j in (a, b) if j is not None}
             v = {j: num(float(prof.edges[j])) for j in (a, b) if j is not None}
             if a is None:
-                where = f"below the reference's {p[b]} ({v[b]})"  # type: ignore[index]
+                where = f"below the {whose}'s {p[b]} ({v[b]})"  # type: ignore[index]
             elif b is None:
-                where = f"above the reference's {p[a]} ({v[a]})"
+                where = f"above the {whose}'s {p[a]} ({v[a]})"
             else:
-                where = f"between the reference's {p[a]} and {p[b]} ({v[a]}–{v[b]})"
+                where = f"between the {whose}'s {p[a]} and {p[b]} ({v[a]}–{v[b]})"
             best = (score, f"share {where}: {pct(float(r))} → {pct(float(w))}")
     assert best is not None
-    then = _median(prof.edges, ref, prof.min, prof.discrete)
+    then = _median(prof.edges, ref, lo, prof.discrete)
     now = _median(prof.edges, win, None, prof.discrete)
     return f"{best[1]}; median {then} → {now}"
 
 
-def categorical_moved(prof: CategoricalProfile, counts: np.ndarray) -> str | None:
+def categorical_moved(prof: CategoricalProfile, counts: np.ndarray, baseline: np.ndarray | None = None) -> str | None:
     """Categories that gained and lost most share (the unseen bucket as "categories new to the
-    reference"); None for an empty window or no change of at least half a point.
+    reference"); None for an empty window or no change of at least half a point. ``baseline``: category
+    counts of a sample baseline to compare with instead of the reference's proportions.
 
     >>> p = CategoricalProfile("c", ("US", "DE"), np.array([0.6, 0.4, 0.0]), 100, 0.0)
     >>> categorical_moved(p, np.array([40, 40, 20]))
@@ -152,6 +161,11 @@ def categorical_moved(prof: CategoricalProfile, counts: np.ndarray) -> str | Non
     n = float(c.sum())
     if n <= 0:
         return None
+    if baseline is not None:
+        base = np.asarray(baseline[: ref.size], dtype=np.float64)
+        if base.sum() <= 0:
+            return None
+        ref = base / base.sum()
     labels = [f'"{cat}"' for cat in prof.categories] + ["categories new to the reference"]
     return _top_changes(labels, ref, c / n) or None
 
@@ -166,25 +180,29 @@ def _profile(ref: ReferenceProfile, name: str) -> NumericProfile | CategoricalPr
 
 def what_moved(ref: ReferenceProfile | None, numeric_names: tuple[str, ...], num_counts: np.ndarray | None,
                categorical_names: tuple[str, ...], cat_counts: np.ndarray | None,
-               features: Collection[str]) -> dict[str, str]:
+               features: Collection[str], base_num: np.ndarray | None = None,
+               base_cat: np.ndarray | None = None) -> dict[str, str]:
     """"What moved" lines for ``features`` of one window, from its bin counts.
 
     ``numeric_names``/``categorical_names`` are the rows of ``num_counts``/``cat_counts``
     (:class:`~monitor.core.binning.FeatureBinner`'s layout); features without a row or a profile are
-    left out.
+    left out. ``base_num``/``base_cat``: a sample baseline's counts in the same layout, compared with
+    instead of the reference's proportions.
     """
     out: dict[str, str] = {}
     if ref is None or not features:
         return out
-    for names, counts in ((numeric_names, num_counts), (categorical_names, cat_counts)):
+    for names, counts, base in ((numeric_names, num_counts, base_num), (categorical_names, cat_counts, base_cat)):
         if counts is None:
             continue
         for j, name in enumerate(names):
             if name not in features:
                 continue
             prof = _profile(ref, name)
-            line = (numeric_moved(prof, counts[j]) if isinstance(prof, NumericProfile)
-                    else categorical_moved(prof, counts[j]) if isinstance(prof, CategoricalProfile) else None)
+            row = None if base is None else base[j]
+            line = (numeric_moved(prof, counts[j], row) if isinstance(prof, NumericProfile)
+                    else categorical_moved(prof, counts[j], row) if isinstance(prof, CategoricalProfile)
+                    else None)
             if line:
                 out[name] = line
     return out

@@ -85,6 +85,23 @@ class _AlertState:
     clean: int = 0
 
 
+@dataclass(frozen=True)
+class BaselineDrift:
+    """One window's drift against a sample baseline (``trailing``, ``seasonal``: monitor/baselines.py).
+
+    ``alerts``: its drifted features may page (alerts carry label ``baseline``); ``retrain``: they count
+    towards retraining requests like drift against the training profile."""
+
+    name: str
+    drift: Sequence[DriftResult]
+    moved: Mapping[str, str] = field(default_factory=dict)
+    alerts: bool = True
+    retrain: bool = False
+    #: events in the baseline, and a few words on what it is ("trailing 7d")
+    events: int = 0
+    describe: str = ""
+
+
 @dataclass
 class WindowFacts:
     """What the policy needs to know about one closed window of one model version."""
@@ -112,6 +129,11 @@ class WindowFacts:
     top_errors: Mapping[str, int] = field(default_factory=dict)
     #: content hash of the reference profile compared against (ReferenceProfile.content_hash)
     reference_id: str = ""
+    #: drift against sample baselines (monitor/baselines.py), and what drift against the training
+    #: profile may do (``baselines.training``: page, count towards retraining)
+    baselines: Sequence[BaselineDrift] = ()
+    training_alerts: bool = True
+    training_retrain: bool = True
 
 
 @dataclass
@@ -190,10 +212,20 @@ class Policy:
         return out
 
     def _drift_conditions(self, f: WindowFacts) -> list[_Condition]:
+        """Drift against the training profile, then against each sample baseline allowed to page (its
+        alerts carry label ``baseline``: a separate alert per baseline)."""
+        out = self._drift_conditions_of(f.drift, f.moved) if f.training_alerts else []
+        for b in f.baselines:
+            if b.alerts:
+                out += self._drift_conditions_of(b.drift, b.moved, b)
+        return out
+
+    def _drift_conditions_of(self, drift: Sequence[DriftResult], moved: Mapping[str, str],
+                             baseline: BaselineDrift | None = None) -> list[_Condition]:
         c = self.config
         out: list[_Condition] = []
         by_feature: dict[str, list[DriftResult]] = {}
-        for d in f.drift:
+        for d in drift:
             by_feature.setdefault(d.feature, []).append(d)
         sev_cfg = c.methods.get(c.severity_method)
         for feature, results in by_feature.items():
@@ -217,13 +249,15 @@ class Policy:
                 levels["critical"] = (sev_result.score, sev_cfg.critical)
                 critical_evaluated = severity == "critical" or sev_result.score < c.resolve_ratio * sev_cfg.critical
             stats = ", ".join(f"{d.method}={d.score:.3g}" for d in (drifted or results))
-            firing = f"{feature} drifted ({stats})"
+            against = "" if baseline is None else f" against the {baseline.describe or baseline.name} baseline"
+            firing = f"{feature} drifted{against} ({stats})"
             if severity == "critical":
                 firing += f"; {c.severity_method} {sev_result.score:.3g} over {{threshold}}"
             out.append(_Condition(
                 name, feature, c.severity_method, severity, levels, firing,
-                current=f"{feature} {stats}", moved=f.moved.get(feature, ""),
-                evaluated=evaluated, critical_evaluated=critical_evaluated))
+                current=f"{feature}{against} {stats}", moved=moved.get(feature, ""),
+                evaluated=evaluated, critical_evaluated=critical_evaluated,
+                extra=() if baseline is None else (("baseline", baseline.name),)))
         return out
 
     def _latency_conditions(self, f: WindowFacts, st: PolicyState) -> list[_Condition]:
@@ -389,8 +423,10 @@ class Policy:
     # -- retraining -------------------------------------------------------------------------------
     def _retrain(self, f: WindowFacts, st: PolicyState, conds: list[_Condition]) -> list[RetrainRequest]:
         c = self.config
-        drifted = [d for d in f.drift if d.drifted and d.method == c.severity_method]
-        flagged = drifted_features(f.drift, c)
+        # drift that may ask for retraining: against the training profile and the baselines allowed to
+        all_drift = [*(f.drift if f.training_retrain else ()), *(d for b in f.baselines if b.retrain for d in b.drift)]
+        drifted = [d for d in all_drift if d.drifted and d.method == c.severity_method]
+        flagged = drifted_features(all_drift, c)
         perf_bad = any(x.alertname in ("AccuracyDrop", "EstimatedAccuracyDrop") and x.severity == "critical"
                        for x in conds)
         quality_bad = any(x.alertname == "DataQuality" and x.severity is not None for x in conds)
@@ -405,7 +441,7 @@ class Policy:
         since: float | None = None
         if st.drift_streak >= n:
             reason, since = "drift", st.drift_since
-            chosen = drifted or [d for d in f.drift if d.drifted and d.feature in flagged]
+            chosen = drifted or [d for d in all_drift if d.drifted and d.feature in flagged]
             evidence = [Evidence(d.feature, d.method, d.score, d.threshold) for d in chosen]
         elif st.perf_streak >= n:
             reason, since = "performance", st.perf_since

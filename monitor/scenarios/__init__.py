@@ -35,9 +35,11 @@ from monitor.scenarios.model import (
     SEA_FEATURES,
     Change,
     apply_feature_changes,
+    apply_rhythm,
     draw_features,
     malformed_line,
     rfc3339,
+    rhythm_level,
     sea_accuracy_drop,
     sea_logit,
     sea_rows,
@@ -56,6 +58,10 @@ RFC3339_SHARE = 0.05  # of timestamps written as strings instead of epoch second
 LATE_SHARE = 0.3  # of predictions that arrive up to `jitter` seconds after their timestamp
 SEA_NOISE = 0.1
 SEA_DRIFT_VARIANT = 3
+#: with a rhythm, each window's traffic is this much above/below the mean at the rhythm's peak/trough
+RHYTHM_VOLUME = 0.25
+#: the window (``--window 3h``: day 28, 12:00) where the daily_rhythm scenario breaks
+RHYTHM_BREAK_WINDOW = 228
 VERSIONS = {"fraud": "v3", "churn": "v12", "ranker": "2026.01.2"}
 
 
@@ -65,9 +71,13 @@ class ScenarioSpec:
 
     ``rates`` are per-model multipliers of the ``rate`` given to :meth:`events` (empty: 1 for all);
     ``seasonal`` is the amplitude (in sd) of a ``season_windows``-long sinusoidal cycle of ``x1`` that the
-    reference also contains; ``concept`` swaps the features for river's SEA stream with a concept drift at
-    the ``concept_drift`` change's window; ``malformed_share`` is the share of prediction-topic lines that
-    are invalid; ``extra_field_share`` the share of valid events carrying an unknown (allowed) field.
+    reference also contains; ``rhythm`` the amplitude of a ``rhythm_period_s``-long cycle of event time
+    (:func:`~monitor.scenarios.model.apply_rhythm`: ``x1``, ``amount``, ``device`` and the traffic volume)
+    that the reference does *not* contain (it is drawn where the cycle is at 0); ``labelled_share`` is
+    the share of successful predictions that get a label event; ``concept`` swaps the features for river's
+    SEA stream with a concept drift at the ``concept_drift`` change's window; ``malformed_share`` is the
+    share of prediction-topic lines that are invalid; ``extra_field_share`` the share of valid events
+    carrying an unknown (allowed) field.
     """
 
     name: str
@@ -79,6 +89,9 @@ class ScenarioSpec:
     extra_field_share: float = 0.0
     seasonal: float = 0.0
     season_windows: float = 6.0
+    rhythm: float = 0.0
+    rhythm_period_s: float = 86_400.0
+    labelled_share: float = LABELLED_SHARE
     concept: bool = False
 
     # -- helpers ------------------------------------------------------------------------------------------
@@ -153,7 +166,12 @@ class ScenarioSpec:
         items: list[dict[str, Any] | str] = []
         for mi, model in enumerate(self.models):
             rngs = [np.random.default_rng([seed, _EVENT_SALT, mi, w]) for w in range(windows)]
-            counts = [int(r.poisson(self.rate_of(model, rate) * window_s)) for r in rngs]
+            volume = np.ones(windows)
+            if self.rhythm:
+                mid = start + (np.arange(windows) + 0.5) * window_s
+                volume = 1.0 + RHYTHM_VOLUME * rhythm_level(mid, self.rhythm_period_s)
+            counts = [int(r.poisson(self.rate_of(model, rate) * window_s * v)) for r, v in zip(rngs, volume,
+                                                                                               strict=True)]
             sea = self._sea_windows(counts, seed, mi, model) if self.concept else None
             for w, (rng, n) in enumerate(zip(rngs, counts, strict=True)):
                 if n:
@@ -201,6 +219,8 @@ class ScenarioSpec:
         else:
             feats = draw_features(rng, n, phase=(offsets / window_s) + w, seasonal=self.seasonal,
                                   season_windows=self.season_windows)
+            if self.rhythm:
+                feats = apply_rhythm(rng, feats, rhythm_level(ts, self.rhythm_period_s), self.rhythm)
             feats = apply_feature_changes(rng, feats, changes, w)
             outs = self._outputs(rng, feats, model, w)
         latency = rng.lognormal(np.log(BASE_LATENCY_MS), 0.35, n)
@@ -213,7 +233,7 @@ class ScenarioSpec:
         errors = rng.uniform(size=n) < error_rate
         error_msg = rng.integers(0, len(ERROR_MESSAGES), n)
         error_latency = rng.uniform(size=n) < 0.5
-        labelled = ~errors & (rng.uniform(size=n) < LABELLED_SHARE)
+        labelled = ~errors & (rng.uniform(size=n) < self.labelled_share)
         quick = rng.uniform(size=n) < 0.5
         delay = np.where(quick, rng.uniform(1.0, 10.0, n), rng.uniform(0.05, 3.0, n) * window_s)
         label_ts = np.round(arrival + delay, 3)
@@ -280,10 +300,12 @@ class ScenarioSpec:
             "changes": [asdict(c) for c in changes],
             "stable_features": {m: [f for f in self.features_of(m) if (m, f) not in changed] for m in self.models},
             "malformed_share": self.malformed_share,
-            "labelled_share": LABELLED_SHARE,
+            "labelled_share": self.labelled_share,
             "conventions": "window w covers [start + w*window_s, start + (w+1)*window_s); windows are 0-based; "
                            "end_window is inclusive (null: persists; gradual: first window at full magnitude); "
-                           "kind 'seasonal' is present in the reference and must not page",
+                           "kind 'seasonal' is present in the reference and must not page; kind 'rhythm' is a "
+                           "cycle of event time absent from the reference (drift against training, not against "
+                           "a seasonal baseline of its period)",
         }
 
 
@@ -292,6 +314,10 @@ def _column(a: np.ndarray) -> list[Any]:
     if a.dtype.kind == "f":
         return np.round(a, 6).tolist()  # type: ignore[no-any-return]
     return a.tolist()  # type: ignore[no-any-return]
+
+
+def _rhythm(amplitude: float) -> tuple[Change, ...]:
+    return tuple(Change(f, "rhythm", 0, None, amplitude) for f in ("x1", "amount", "device"))
 
 
 def _concept() -> tuple[Change, ...]:
@@ -332,6 +358,13 @@ SCENARIOS: dict[str, ScenarioSpec] = {s.name: s for s in (
                           Change("latency", "latency_regression", 6, 7, 3.0),
                           Change("errors", "error_burst", 8, 8, 0.25),
                           Change("accuracy", "accuracy_drop", 9, None, 0.3))),
+    ScenarioSpec("daily_rhythm", "a 24-hour rhythm of event time (UTC) that the reference, drawn at midnight, "
+                 "lacks: x1 ±1 sd, amount, device mix and traffic (±25%) follow it; from window "
+                 f"{RHYTHM_BREAK_WINDOW} x2 shifts +1 sd and amount +0.75 sd (a break on top of the rhythm); "
+                 "unlabelled. A month: --window 3h --windows 240 --rate 0.17 (the break on day 28, 12:00)",
+                 changes=(*_rhythm(1.0), Change("x2", "mean_shift", RHYTHM_BREAK_WINDOW, None, 1.0),
+                          Change("amount", "mean_shift", RHYTHM_BREAK_WINDOW, None, 0.75)),
+                 rhythm=1.0, labelled_share=0.0),
 )}
 
 

@@ -43,7 +43,7 @@ BASE_LATENCY_MS = 20.0
 BASE_ERROR_RATE = 0.005
 ERROR_MESSAGES: tuple[str, ...] = ("upstream timeout", "model server returned 503", "feature store unavailable")
 #: Change kinds that alter a feature's distribution.
-FEATURE_KINDS = frozenset({"mean_shift", "gradual", "new_category", "seasonal"})
+FEATURE_KINDS = frozenset({"mean_shift", "gradual", "new_category", "seasonal", "rhythm"})
 #: Change kinds that describe a pattern also present in the reference: not a change a monitor should page on.
 BENIGN_KINDS = frozenset({"seasonal"})
 
@@ -59,7 +59,8 @@ class Change:
         ``"__prediction__"``, ``"__score__"``, ``"latency"``, ``"errors"`` or ``"accuracy"``.
     kind
         ``mean_shift``, ``gradual``, ``new_category``, ``latency_regression``, ``error_burst``,
-        ``accuracy_drop``, ``concept_drift``, ``score_shift`` or ``seasonal``.
+        ``accuracy_drop``, ``concept_drift``, ``score_shift``, ``seasonal`` (a cycle the reference also
+        contains) or ``rhythm`` (a cycle in event time the reference does not contain: :func:`apply_rhythm`).
     start_window
         First affected window (0-based; window ``w`` covers ``[start + w*window_s, start + (w+1)*window_s)``).
     end_window
@@ -132,7 +133,7 @@ def apply_feature_changes(rng: np.random.Generator, feats: dict[str, np.ndarray]
     out = dict(feats)
     for c in changes:
         name = c.feature
-        if name is None or name not in out or c.kind == "seasonal":
+        if name is None or name not in out or c.kind in ("seasonal", "rhythm"):
             continue
         level = c.level(w)
         if level == 0.0:
@@ -143,6 +144,30 @@ def apply_feature_changes(rng: np.random.Generator, feats: dict[str, np.ndarray]
         elif c.kind == "new_category":
             hit = rng.uniform(size=len(out[name])) < c.magnitude
             out[name] = np.where(hit, "BR", out[name]).astype(object)
+    return out
+
+
+def rhythm_level(ts: np.ndarray, period_s: float) -> np.ndarray:
+    """The rhythm at event times ``ts``: ``sin(2π · (ts mod period) / period)`` — 0 at midnight UTC for a
+    one-day period, +1 at 06:00, −1 at 18:00."""
+    return np.asarray(np.sin(2 * np.pi * np.mod(ts, period_s) / period_s), dtype=np.float64)
+
+
+def apply_rhythm(rng: np.random.Generator, feats: dict[str, np.ndarray], level: np.ndarray,
+                 amplitude: float) -> dict[str, np.ndarray]:
+    """A time-of-day pattern (``level`` in [−1, 1] per row, :func:`rhythm_level`): ``x1`` moves by
+    ``amplitude`` sd, ``amount``'s log-mean by ``amplitude/2`` of its log-sd, and mobile's share of
+    ``device`` by ``±0.2·amplitude`` (desktop and tablet make up the rest). New arrays; rows at level 0
+    keep their distribution."""
+    a = min(abs(amplitude), 1.0) * np.sign(amplitude)
+    out = dict(feats)
+    out["x1"] = feats["x1"] + amplitude * SD["x1"] * level
+    out["amount"] = feats["amount"] * np.exp(0.5 * amplitude * 0.75 * level)
+    p_mobile = DEVICE_P[0] + 0.2 * a * level
+    p_desktop = DEVICE_P[1] - 0.15 * a * level
+    u = rng.uniform(size=level.size)
+    out["device"] = np.where(u < p_mobile, DEVICES[0], np.where(u < p_mobile + p_desktop, DEVICES[1],
+                                                                 DEVICES[2])).astype(object)
     return out
 
 

@@ -115,14 +115,15 @@ class Clock:
 
 
 class World:
-    def __init__(self, events: list[PredictionEvent], keying: str) -> None:
+    def __init__(self, events: list[PredictionEvent], keying: str, settings: MonitorSettings = SETTINGS) -> None:
+        self.settings = settings
         self.broker = Broker()
         self.sink = Sink()
         self.clock = Clock()
         for e in events:
             key = e.request_id.encode() if keying == "request_id" else None
             part = zlib.crc32(key) % P if key is not None else int(e.timestamp * 7) % P
-            self.broker.append(SETTINGS.predictions_topic, key, orjson.dumps(
+            self.broker.append(settings.predictions_topic, key, orjson.dumps(
                 {"model": e.model, "request_id": e.request_id, "timestamp": e.timestamp, "features": dict(e.features),
                  "prediction": e.prediction, "score": e.score, "latency_ms": e.latency_ms}), part)
         self.epoch = 0
@@ -131,11 +132,11 @@ class World:
     def _start(self) -> WorkerCycle:
         self.epoch += 1
         acker = Acker(self.broker)
-        cycle = WorkerCycle(SETTINGS, ReferenceBook([REF]), P, self.sink, None, Bus(self.broker), acker,
+        cycle = WorkerCycle(self.settings, ReferenceBook([REF]), P, self.sink, None, Bus(self.broker), acker,
                             clock=self.clock, positions=acker)
         checkpoints: dict[str, Any] = {}
         for part in range(P):
-            for r in self.broker.topics[SETTINGS.checkpoint_topic][part]:
+            for r in self.broker.topics[self.settings.checkpoint_topic][part]:
                 checkpoints[r.key.decode()] = orjson.loads(r.value)  # type: ignore[union-attr]
         cycle.assign(set(range(P)), set(range(P)), epoch=self.epoch, checkpoints=checkpoints)
         # a new owner reads from the committed offsets

@@ -5,8 +5,10 @@ The data comes from the real pipeline, run as a user would (subprocesses):
 ``/write?db=driftline``. Each dashboard's template variables are then resolved the way Grafana does it — by
 running their own queries in order — and substituted into every panel, variable and annotation query:
 
-* pass "all": every variable at its default (All → ``.*``), as a dashboard opens;
-* pass "picked": model, model version, window and worker set to the first value their query returns.
+* pass "all": every variable at its default (All → ``.*``; the ``baseline`` variable: training), as a
+  dashboard opens;
+* pass "picked": model, model version, window and worker set to the first value their query returns, and
+  ``baseline`` to ``trailing`` (the replay runs with a trailing baseline, so its points exist).
 
 Measurements a replay doesn't write (``driftline_worker`` comes only from the streaming worker; ``alerts`` and
 ``retraining`` only when something fires) are checked to be valid InfluxQL against the server; when the replay
@@ -59,7 +61,10 @@ def simulated(influxdb: str, tmp_path_factory: pytest.TempPathFactory) -> dict[s
         run_cli("reference", "build", "--model", model, "--data", str(table), "--out", str(profiles / f"{model}.json"),
                 cwd=d)
     ref = profiles / f"{tables[0].name.removesuffix('.reference.csv')}.json" if len(tables) == 1 else profiles
-    run_cli("replay", str(events), "--reference", str(ref), "--out", str(out), "--window", "5m", cwd=d)
+    config = d / "baselines.yaml"
+    config.write_text("baselines: {trailing: 1h, block: 5m, min_events: 100}\n")
+    run_cli("replay", str(events), "--reference", str(ref), "--out", str(out), "--window", "5m", "--config",
+            str(config), cwd=d)
     lp = (out / "metrics.lp").read_bytes()
     r = httpx.post(f"{influxdb}/write", params={"db": DB, "precision": "ns"}, content=lp, timeout=60)
     assert r.status_code == 204, r.text
@@ -77,7 +82,7 @@ def boards() -> list[tuple[str, dict[str, Any]]]:
 def substitute(q: str, values: dict[str, str], time_filter: str) -> str:
     q = q.replace("$timeFilter", time_filter).replace("$__interval", INTERVAL)
     for name in sorted(values, key=len, reverse=True):  # $model_version before $model
-        q = q.replace(f"${name}", values[name])
+        q = q.replace(f"${{{name}:raw}}", values[name]).replace(f"${name}", values[name])
     assert not re.findall(r"\$(?!tag_)\w", q), f"unsubstituted variable in {q}"
     return q
 
@@ -90,6 +95,9 @@ def resolve(board: dict[str, Any], sim: dict[str, Any], picked: bool) -> dict[st
     """Run the board's variable queries in order, as Grafana does; return name → substituted text."""
     values: dict[str, str] = {}
     for v in board["templating"]["list"]:
+        if v["type"] == "custom":  # the baseline variable: its default, or the next option
+            values[v["name"]] = v["options"][1 if picked else 0]["value"]
+            continue
         res = query(sim["url"], substitute(v["query"], values, sim["time_filter"]))
         assert "error" not in res, f"variable {v['name']}: {res['error']}"
         found = tag_values(res)
@@ -103,7 +111,7 @@ def resolve(board: dict[str, Any], sim: dict[str, Any], picked: bool) -> dict[st
 
 def items(board: dict[str, Any]) -> list[tuple[str, str]]:
     out = [(p["title"], t["query"]) for p in board["panels"] for t in p.get("targets", [])]
-    out += [(f"variable ${v['name']}", v["query"]) for v in board["templating"]["list"]]
+    out += [(f"variable ${v['name']}", v["query"]) for v in board["templating"]["list"] if v["type"] == "query"]
     out += [(f"annotation {a['name']}", a["query"]) for a in board["annotations"]["list"]]
     return out
 
@@ -138,3 +146,15 @@ def test_replay_wrote_every_measurement_the_dashboards_need(simulated: dict[str,
     read = {m for _, b in boards() for _, q in items(b) for m in re.findall(r'FROM "(\w+)"', q)}
     missing = read - simulated["measurements"]
     assert missing <= {"driftline_worker", "alerts", "retraining"}, missing
+
+
+def test_the_training_comparison_is_the_points_without_a_baseline_tag(simulated: dict[str, Any]) -> None:
+    """docs/measurements.md: ``"baseline" = ''`` selects the training comparison; the dashboards' ``/^()$/`` too."""
+    def count(where: str) -> int:
+        res = query(simulated["url"], f'SELECT count("score") FROM "drift" WHERE {where} AND {simulated["time_filter"]}')
+        assert "error" not in res, res
+        return int(res["series"][0]["values"][0][1]) if res.get("series") else 0
+
+    untagged, regex, trailing = count("\"baseline\" = ''"), count('"baseline" =~ /^()$/'), count('"baseline" = \'trailing\'')
+    assert untagged == regex > 0 and trailing > 0
+    assert count("time > 0") == untagged + trailing
