@@ -196,10 +196,10 @@ class MetricPoint:
                 raise ValueError(f"line protocol: tag key {k!r} is empty or reserved")
             parts.append(f",{_token(k, 'tag key')}={_token(v, 'tag value')}")
         sep = " "
-        for k, v in self.fields:
+        for k, value in self.fields:
             if k in RESERVED_KEYS or not k:
                 raise ValueError(f"line protocol: field key {k!r} is empty or reserved")
-            parts.append(f"{sep}{_token(k, 'field key')}={_format_field(k, v)}")
+            parts.append(f"{sep}{_token(k, 'field key')}={_format_field(k, value)}")
             sep = ","
         parts.append(f" {self.time_ns}")
         return "".join(parts)

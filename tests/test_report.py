@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from monitor.lineprotocol import parse_line, parse_text, read_lp
-from monitor.report import register, render_report
 from monitor.names import name_problem
+from monitor.report import register, render_report
 from monitor.types import (
     MAX_TIME_NS,
     MIN_TIME_NS,
@@ -143,7 +143,7 @@ def test_read_lp_names_the_bad_line(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="line 3"):
         read_lp(f)
     f.write_text('a x="multi\nline" 1\nb y=2 2\n', encoding="utf-8")
-    with pytest.raises(ValueError, match="line 1: .*newline inside a string"):
+    with pytest.raises(ValueError, match=r"line 1: .*newline inside a string"):
         read_lp(f)
     f.write_text('a x="line\u2028sep" 1\nb y=2 2\n', encoding="utf-8")  # not a line break in line protocol
     assert [p.fields for p in read_lp(f)] == [(("x", "line\u2028sep"),), (("y", 2.0),)]
