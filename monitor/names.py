@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["check_name", "name_problem"]
+__all__ = ["check_name", "control_problem", "name_problem"]
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _BACKSLASH = re.compile(r"\\(?=[\\,= ]|\Z)")
@@ -41,6 +41,16 @@ def name_problem(name: str) -> str | None:
     if "\\" in name and _BACKSLASH.search(name) is not None:
         return "has a backslash at its end or before a backslash, comma, equals sign or space"
     return None
+
+
+def control_problem(text: str) -> str | None:
+    """Why ``text`` (a request id: never a tag) cannot be accepted: only the control-character rule.
+
+    >>> control_problem("req\\x00"), control_problem("a\\\\")
+    ('contains a control character (U+0000)', None)
+    """
+    m = _CONTROL.search(text)
+    return None if m is None else f"contains a control character (U+{ord(m.group()):04X})"
 
 
 def check_name(name: str, what: str) -> str:
