@@ -25,6 +25,7 @@ from pydantic import (
     Field,
     GetCoreSchemaHandler,
     SecretStr,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -378,6 +379,10 @@ class MonitorSettings(BaseSettings):
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     #: trailing and seasonal baselines next to the training profile (monitor/baselines_config.py)
     baselines: BaselinesConfig = Field(default_factory=BaselinesConfig)
+
+    @field_serializer("influx_url", "webhook_url", "alertmanager_url", when_used="json")
+    def _show_url(self, v: SecretUrl | None) -> str | None:
+        return None if v is None else str(v)  # redacted: host and path stay readable in logs
 
     @field_validator(*_POSITIVE)
     @classmethod
