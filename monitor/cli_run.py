@@ -133,5 +133,12 @@ def register(app: typer.Typer) -> None:
         except ConfigError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
+        from monitor.pipeline import load_references
+
+        try:  # a malformed profile is a one-line error here, not a traceback inside the worker
+            references = load_references(settings.reference) if settings.reference else None
+        except (OSError, ValueError) as exc:
+            typer.echo(f"error: reference {settings.reference}: {exc}", err=True)
+            raise typer.Exit(2) from None
         sys.argv = [sys.argv[0]]  # faust's Worker parses argv itself
-        run_worker(settings)
+        run_worker(settings, references)
