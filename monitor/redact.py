@@ -11,8 +11,9 @@ import urllib.parse
 
 __all__ = ["redact_url"]
 
-#: query/fragment parameter names whose values are credentials (matched anywhere in the name, any case)
-_SECRET_PARAM = re.compile(r"token|key|secret|pass|pwd|sig|auth|credential|session|code", re.IGNORECASE)
+#: query/fragment parameter names whose values are credentials (matched anywhere in the name, any case;
+#: ``p`` is InfluxDB 1.x's password parameter)
+_SECRET_PARAM = re.compile(r"^p$|token|key|secret|pass|pwd|sig|auth|credential|session|code", re.IGNORECASE)
 MASK = "***"
 
 
