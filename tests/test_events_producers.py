@@ -148,3 +148,15 @@ def test_names_the_line_protocol_can_carry_are_accepted() -> None:
     odd = event(model="fraud model, v=2", model_version='"v2"', features={"C:\\path": 1.0, "a b=c,d": 2.0, "é😀": 3.0})
     out = decode_any(odd)
     assert isinstance(out, PredictionEvent) and set(out.features) == {"C:\\path", "a b=c,d", "é😀"}
+
+
+@settings(max_examples=1_000, deadline=None)
+@given(st.floats(0, 7_258_118_399), st.floats(0, 7_258_118_399), st.sampled_from([None, 0.0, 600.0, 86_400.0]),
+       st.sampled_from([None, 60.0, 30 * 86_400.0]))
+def test_wall_clock_rule_is_exactly_the_window_around_now(ts, now, skew, age):
+    opts = DecodeOptions(max_future_skew_s=skew, max_event_age_s=age)
+    out = decode_any(event(timestamp=ts), options=opts, now=now)
+    sane = (skew is None or ts <= now + skew) and (age is None or ts >= now - age)
+    assert isinstance(out, PredictionEvent) == sane, getattr(out, "reason", "")
+    if not sane:
+        assert "wall clock" in out.reason and out.timestamp is None

@@ -257,3 +257,32 @@ def test_valid_events_take_the_one_pass_decoder():
     assert _decode_fast(json.dumps(valid(3)).encode(), DecodeOptions(models=frozenset({"other"})), None) is None
     odd = {**valid(3), "model_version": "v 1,2=\"3\" é", "features": {"a b,c=d": 1.0, "C:\\dir": 2.0}}
     assert _decode_fast(json.dumps(odd).encode(), DecodeOptions(), NOW) is not None  # legal names stay fast
+
+
+def test_far_future_event_mid_stream_does_not_stop_the_model():
+    """One event dated 2100 (and one from 1999) in the middle of a stream, decoded against the wall clock as
+    the worker does: both are dead-lettered, every window still closes with exactly its events, none late."""
+    events = [dict(valid(i), timestamp=T0 + i * 0.1) for i in range(3_000)]  # 5 one-minute windows
+    stream = [json.dumps(e).encode() for e in events]
+    stream.insert(1_500, json.dumps(dict(valid(99_999), timestamp="2100-01-01T00:00:00Z")).encode())
+    stream.insert(1_700, json.dumps(dict(valid(99_998), timestamp="1999-01-01T00:00:00Z")).encode())
+    now = T0 + 300 + 60
+    mon = Monitor(MonitorSettings(window="1m", allowed_lateness="0s", models=["m"]), {"m": REF})
+    outs = [decode_any(raw, offset=i, options=OPTS, now=now) for i, raw in enumerate(stream)]
+    dead = [o for o in outs if isinstance(o, Rejection)]
+    assert [d.offset for d in dead] == [1_500, 1_700]
+    assert "ahead of the wall clock" in dead[0].reason and "behind the wall clock" in dead[1].reason
+    assert all(d.timestamp is None and d.model == "m" for d in dead)
+    points = []
+    for start in range(0, len(outs), 500):  # observe and advance chunk by chunk, as the worker does
+        chunk = outs[start:start + 500]
+        mon.reject([o for o in chunk if isinstance(o, Rejection)])
+        mon.observe([o for o in chunk if not isinstance(o, Rejection)])
+        points += mon.advance().points
+    points += mon.close_all().points
+    per_window = {p.time_ns: p.field("events") for p in points if p.measurement == "throughput"}
+    assert sorted(per_window.values()) == [600] * 5
+    late = sum(p.field("late") or 0 for p in points if p.measurement == "data_quality" and p.tag("feature") == "__event__")
+    invalid = sum(p.field("invalid") or 0 for p in points
+                  if p.measurement == "data_quality" and p.tag("feature") == "__event__")
+    assert late == 0 and invalid == 2
