@@ -21,8 +21,8 @@ from rich.console import Console
 from rich.table import Table
 
 from monitor.events import DecodeOptions, decode_any
+from monitor.scenarios import get_scenario
 from monitor.types import Rejection
-from simulations.scenarios import get_scenario
 
 FIELDS = {"model": "model_name", "request_id": "meta.id", "timestamp": "meta.ts", "features": "payload.inputs",
           "prediction": "output", "score": "proba", "latency_ms": "latency", "error": "err",

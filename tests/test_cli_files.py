@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from monitor.cli import app
-from simulations.scenarios import write_reference_table, write_scenario
+from monitor.scenarios import write_reference_table, write_scenario
 
 W = 60.0
 runner = CliRunner()

@@ -29,6 +29,7 @@ from monitor.types import PredictionEvent, fingerprint
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "webhook-verification.md"
 SECRET = "wh-s3cret with spaces & $pecial"
+GRAFANA = "http://grafana:3000/d/driftline-drift"
 
 
 def code_blocks(language: str) -> list[str]:
@@ -89,18 +90,18 @@ def real_feature_drift_alerts() -> list[Any]:
     rng = np.random.default_rng(1)
     t0 = 1_767_225_600.0
     ref = build_profile("fraud", pd.DataFrame({"amount": rng.normal(size=5000), "age": rng.normal(size=5000)}))
-    mon = Monitor(MonitorSettings(window="5m", allowed_lateness="0s"), {"fraud": ref})
+    mon = Monitor(MonitorSettings(window="5m", allowed_lateness="0s", external_url=GRAFANA), {"fraud": ref})
     mon.observe([PredictionEvent(model="fraud", request_id=f"r{i}", timestamp=t0 + i * 0.2,
                                  features={"amount": float(rng.normal(1.0)), "age": float(rng.normal())},
                                  prediction=1) for i in range(1400)])
     alerts = [a for a in mon.close_all().alerts if a.labels["alertname"] == "FeatureDrift"]
     assert alerts
-    return alerts[:1]
+    return alerts
 
 
 def signed_request(capture: Capture, signed_at: float | None = None) -> tuple[bytes, dict[str, str]]:
     clock = (lambda: signed_at) if signed_at is not None else time.time
-    receiver = WebhookReceiver(capture.url, SECRET, external_url="http://grafana:3000/d/driftline-drift",
+    receiver = WebhookReceiver(capture.url, SECRET, external_url=GRAFANA,
                                wall_clock=clock)
     assert receiver.send(real_feature_drift_alerts()).ok
     receiver.close()
@@ -140,7 +141,8 @@ def test_documented_snippets_refuse_forged_or_replayed_requests(capture: Capture
     body, headers = signed_request(capture, signed_at=time.time() - 600 if attack.startswith("stale") else None)
     sig, secret = headers["X-Driftline-Signature-256"], SECRET
     if attack == "tampered body":
-        body = body.replace(b'"critical"', b'"warning"')
+        assert b'"status":"firing"' in body
+        body = body.replace(b'"status":"firing"', b'"status":"resolved"', 1)
     elif attack == "wrong secret":
         secret = "guess"
     elif attack == "timestamp changed":
@@ -168,8 +170,10 @@ def test_example_payload_has_the_shape_sent(capture: Capture) -> None:
         return type(value).__name__
 
     assert shape(example) == shape(real)
-    assert example["alerts"][0]["fingerprint"] == fingerprint(example["alerts"][0]["labels"])
+    for alert in example["alerts"]:  # the example's fingerprints are the real ones of its labels
+        assert alert["fingerprint"] == fingerprint(alert["labels"])
     assert example["groupKey"] == real["groupKey"] and example["externalURL"] == real["externalURL"]
-    for key in ("status", "receiver", "groupLabels", "truncatedAlerts", "version"):
-        assert example[key] == real[key]
-    assert example["alerts"][0]["labels"] == real["alerts"][0]["labels"]
+    for key in ("status", "receiver", "groupLabels", "commonLabels", "truncatedAlerts", "version"):
+        assert example[key] == real[key], key
+    assert [a["labels"] for a in example["alerts"]] == [a["labels"] for a in real["alerts"]]
+    assert [a["generatorURL"] for a in example["alerts"]] == [a["generatorURL"] for a in real["alerts"]]

@@ -12,8 +12,8 @@ from monitor.core.reference import build_profile
 from monitor.devservices import create_topics
 from monitor.events import decode_any
 from monitor.lineprotocol import read_lp
+from monitor.scenarios import get_scenario
 from monitor.types import PredictionEvent
-from simulations.scenarios import get_scenario
 from tests.integration.harness import Worker, wait_for
 
 pytestmark = pytest.mark.integration

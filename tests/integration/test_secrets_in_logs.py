@@ -9,8 +9,8 @@ import pytest
 from monitor.adapters.receiver import WebhookServer
 from monitor.core.reference import build_profile
 from monitor.devservices import create_topics, free_port
-from simulations.produce import produce_events
-from simulations.scenarios import get_scenario
+from monitor.scenarios import get_scenario
+from monitor.scenarios.produce import produce_events
 from tests.integration.harness import Worker, vm_export, wait_for
 
 pytestmark = pytest.mark.integration
