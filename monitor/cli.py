@@ -143,10 +143,10 @@ def replay(
         task = progress.add_task(f"replaying {file.name}", total=size)
         summary = replay_file(file, refs, out_dir, settings,
                               progress=lambda n: progress.update(task, completed=n))
+    if summary.events + summary.labels + summary.rejected == 0:
+        raise fail(f"{file}: no events (the file is empty or has only blank lines); nothing written", code=1)
     out.print(replay_table(summary, out_dir))
     out.print(f"{summary.seconds:.1f} s, {summary.events / max(summary.seconds, 1e-9):,.0f} events/s")
-    if summary.events + summary.labels + summary.rejected == 0:
-        raise fail(f"{file}: no events (the file is empty or has only blank lines)", code=1)
     _check_references(summary.windows, refs, settings.warmup_events)
 
 
