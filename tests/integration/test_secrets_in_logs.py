@@ -32,7 +32,9 @@ def test_no_secret_in_logs_or_metrics(kafka_broker, victoriametrics, tmp_path):
     refdir = tmp_path / "refs"
     refdir.mkdir()
     build_profile("fraud", spec.reference(rows=10_000, seed=1)["fraud"]).save(refdir / "fraud.json")
-    create_topics(kafka_broker, {"predictions": 4, "labels": 4})
+    # topics of its own: the broker is shared by the session's tests, which expect fresh default topics
+    topics = {name: f"secrets-{name}" for name in ("predictions", "labels", "checkpoints", "dlq", "retraining")}
+    create_topics(kafka_broker, {topics["predictions"]: 4, topics["labels"]: 4})
     influx = victoriametrics.replace("http://", f"http://user:{SECRETS['influx_password']}@")
     dead = free_port()  # nothing listens: Slack and Alertmanager deliveries fail and are logged
     server = WebhookServer(secret=SECRETS["webhook_secret"]).start()
@@ -43,9 +45,13 @@ def test_no_secret_in_logs_or_metrics(kafka_broker, victoriametrics, tmp_path):
         MONITOR_WEBHOOK_SECRET=SECRETS["webhook_secret"],
         MONITOR_SLACK_WEBHOOK_URL=f"http://127.0.0.1:{dead}/services/T0/B0/{SECRETS['slack_path']}",
         MONITOR_ALERTMANAGER_URL=f"http://am:{SECRETS['alertmanager_password']}@127.0.0.1:{dead}",
-        MONITOR_SASL_PASSWORD=SECRETS["sasl_password"], MONITOR_REPEAT_INTERVAL="1h").start()
+        MONITOR_SASL_PASSWORD=SECRETS["sasl_password"], MONITOR_REPEAT_INTERVAL="1h",
+        MONITOR_PREDICTIONS_TOPIC=topics["predictions"], MONITOR_LABELS_TOPIC=topics["labels"],
+        MONITOR_CHECKPOINT_TOPIC=topics["checkpoints"], MONITOR_DLQ_TOPIC=topics["dlq"],
+        MONITOR_RETRAINING_TOPIC=topics["retraining"]).start()
     try:
-        produce_events(spec.events(seed=1, windows=WINDOWS, window_s=10.0, rate=40.0, start=T0), kafka_broker)
+        produce_events(spec.events(seed=1, windows=WINDOWS, window_s=10.0, rate=40.0, start=T0), kafka_broker,
+                       predictions_topic=topics["predictions"], labels_topic=topics["labels"])
         wait_for(lambda: worker.metric("driftline_windows_closed_total") >= WINDOWS, timeout=90)
         wait_for(lambda: server.alerts(), timeout=30)  # the webhook was used, signed with the real secret
         wait_for(lambda: "notify_failed" in worker.log.read_text(errors="replace"), timeout=90)
