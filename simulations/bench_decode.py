@@ -2,7 +2,7 @@
 
     python -m simulations.bench_decode [--events 50000] [--repeats 5]
 
-Events are the ``mixed`` scenario's predictions (20 features incl. score, latency, model version).
+Events are the ``mixed`` scenario's predictions (11 features, score, latency, model version; ~340 bytes).
 Rows: the default one-pass decode without and with the wall-clock rule (the worker's case), the same
 events in epoch milliseconds, events whose names hold escapes (the name check runs), and the producer's
 own nested field names through a ``fields`` mapping (generic decode, then remap).
