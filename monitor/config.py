@@ -13,7 +13,6 @@ shows them; use ``.get_secret_value()`` where the real value is needed.
 from __future__ import annotations
 
 import difflib
-import math
 import os
 import re
 from pathlib import Path
@@ -23,23 +22,24 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    GetCoreSchemaHandler,
     SecretStr,
     field_serializer,
     field_validator,
     model_validator,
 )
-from pydantic_core import CoreSchema, core_schema
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from monitor.baselines_config import BaselinesConfig
+from monitor.config_types import (
+    Duration,
+    SecretUrl,
+    _bounded,
+    format_duration,
+    parse_duration,
+    reveal,
+)
 from monitor.names import check_name
-from monitor.redact import redact_url
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-#: no duration setting may exceed this (a window of 1,000,000 weeks writes times InfluxDB refuses)
-MAX_DURATION_S = 366 * 86400.0
 #: the drift statistics Driftline computes
 Method = Literal["psi", "ks", "wasserstein", "chi2", "js"]
 METHODS: tuple[Method, ...] = ("psi", "ks", "wasserstein", "chi2", "js")
@@ -48,111 +48,6 @@ EventField = Literal["model", "request_id", "timestamp", "features", "prediction
                      "score", "latency_ms", "error"]
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _PATH = re.compile(r"^[^.]+(\.[^.]+)*$")
-
-
-def parse_duration(text: str | float | int) -> float:
-    """Parse ``"5m"``, ``"30s"``, ``"1h"``, ``"250ms"`` or a number of seconds into seconds.
-
-    >>> parse_duration("5m"), parse_duration("1.5h"), parse_duration(30)
-    (300.0, 5400.0, 30.0)
-    """
-    if isinstance(text, bool):
-        raise ValueError(f"invalid duration {text!r}: use a number with a unit, e.g. 30s, 5m, 1h, 7d")
-    if isinstance(text, int | float):
-        if not math.isfinite(text) or text < 0:
-            raise ValueError(f"duration must be a finite number >= 0, got {text}")
-        return float(text)
-    if not isinstance(text, str):
-        raise ValueError(f"invalid duration {text!r}: use a number with a unit, e.g. 30s, 5m, 1h, 7d")
-    m = _DURATION.match(text)
-    if not m:
-        raise ValueError(f"invalid duration {text!r}: use a number with a unit, e.g. 30s, 5m, 1h, 7d")
-    return float(m.group(1)) * _UNIT_S[m.group(2) or "s"]
-
-
-def format_duration(seconds: float) -> str:
-    """Inverse of :func:`parse_duration` for tags (``300 -> '5m'``).
-
-    >>> format_duration(300), format_duration(90), format_duration(3600), format_duration(0.5)
-    ('5m', '90s', '1h', '500ms')
-    """
-    for unit in ("w", "d", "h", "m", "s"):
-        size = _UNIT_S[unit]
-        if seconds >= size and float(seconds / size).is_integer():
-            return f"{int(seconds / size)}{unit}"
-    return f"{round(seconds * 1000)}ms"
-
-
-class Duration(float):
-    """A duration setting: a ``float`` of seconds, parsed once at load, whose ``str`` is the text it was
-    given (``"5m"``), for messages and tags.
-
-    >>> d = Duration("5m")
-    >>> d + 0, str(d), f"every {d}", Duration(90).text
-    (300.0, '5m', 'every 5m', '90s')
-    """
-
-    text: str
-
-    def __new__(cls, value: str | float | int) -> Duration:
-        if isinstance(value, Duration):
-            return value
-        seconds = parse_duration(value)
-        self = super().__new__(cls, seconds)
-        if isinstance(value, str):
-            self.text = value.strip()
-        else:
-            short = format_duration(seconds)
-            self.text = short if parse_duration(short) == seconds else f"{seconds:.9f}".rstrip("0").rstrip(".") + "s"
-        return self
-
-    def __str__(self) -> str:
-        return self.text
-
-    def __format__(self, spec: str) -> str:
-        return self.text if not spec else float.__format__(self, spec)
-
-    def __repr__(self) -> str:
-        return f"Duration({self.text!r})"
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (Duration, (self.text,))
-
-    @classmethod
-    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
-        return core_schema.no_info_plain_validator_function(
-            cls, serialization=core_schema.plain_serializer_function_ser_schema(str, when_used="json"))
-
-
-class SecretUrl(SecretStr):
-    """A URL that may carry a credential (userinfo, a ``token`` parameter): shown redacted, never in full.
-
-    >>> SecretUrl("http://u:pw@host:8086/?token=t")
-    SecretUrl('http://***@host:8086/?token=***')
-    """
-
-    def _display(self) -> str:
-        return redact_url(self.get_secret_value())
-
-
-def reveal(secret: SecretStr | None) -> str | None:
-    """The real value of a secret setting (``None`` when unset), where a client needs it.
-
-    >>> reveal(SecretStr("t0k3n")), reveal(None)
-    ('t0k3n', None)
-    """
-    return secret.get_secret_value() if secret is not None else None
-
-
-def _bounded(v: Duration | None, *, positive: bool,
-             limit: float = MAX_DURATION_S) -> Duration | None:
-    if v is None:
-        return v
-    if positive and v <= 0:
-        raise ValueError(f"must be > 0 (got {v.text!r})")
-    if v > limit:
-        raise ValueError(f"must be at most {format_duration(limit)} (got {v.text!r})")
-    return v
 
 
 class ConfigError(ValueError):

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 
+from monitor.config import format_duration
 from monitor.names import control_problem, name_problem
 from monitor.timestamps import MAX_TS, MIN_TS, TimestampUnit, parse_timestamp, time_problem, unit_divisor
 from monitor.types import FeatureValue, LabelEvent, PredictionEvent, Rejection
@@ -126,8 +127,8 @@ class DecodeOptions:
     timestamp_source: Literal["event", "record"] = "event"
     #: ``(driftline_name, dotted path in the producer's event)`` for the names that differ
     fields: tuple[tuple[str, str], ...] = ()
-    #: the settings' own spelling of the limits, for rejection reasons
-    skew_text: str = "10m"
+    #: the settings' own spelling of the limits, for rejection reasons (default: derived from the seconds)
+    skew_text: str = ""
     age_text: str = ""
     #: True when events need the generic (remapping) decode (derived from ``fields`` and ``timestamp_source``)
     mapped: bool = field(init=False, default=False)
@@ -139,6 +140,10 @@ class DecodeOptions:
             if not path or any(not part for part in path.split(".")):
                 raise ValueError(f"fields.{name}: {path!r} is not a dotted path such as 'payload.inputs'")
         object.__setattr__(self, "mapped", bool(self.fields) or self.timestamp_source == "record")
+        if not self.skew_text and self.max_future_skew_s is not None:
+            object.__setattr__(self, "skew_text", format_duration(self.max_future_skew_s))
+        if not self.age_text and self.max_event_age_s is not None:
+            object.__setattr__(self, "age_text", format_duration(self.max_event_age_s))
 
     @classmethod
     def from_settings(cls, settings: MonitorSettings) -> DecodeOptions:

@@ -160,3 +160,11 @@ def test_wall_clock_rule_is_exactly_the_window_around_now(ts, now, skew, age):
     assert isinstance(out, PredictionEvent) == sane, getattr(out, "reason", "")
     if not sane:
         assert "wall clock" in out.reason and out.timestamp is None
+
+
+def test_reasons_spell_the_limit_as_configured_or_derived():
+    far = event(timestamp=NOW + 7200)
+    assert decode_any(far, options=DecodeOptions(max_future_skew_s=60.0), now=NOW).reason.endswith(
+        "(max_future_skew 1m)")
+    s = MonitorSettings(max_future_skew="90s")
+    assert decode_any(far, options=DecodeOptions.from_settings(s), now=NOW).reason.endswith("(max_future_skew 90s)")
