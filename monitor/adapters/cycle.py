@@ -150,6 +150,7 @@ class WorkerCycle:
 
     def _ingest_input(self, tp: TP, records: Sequence[Any], now: float, hint: int | None) -> None:
         options = self.decode_options
+        by_record = options.timestamp_source == "record"  # only then is the record's own timestamp read
         src = self._source(tp.partition)
         ledger = self.ledgers[tp.partition]
         offsets = [r.offset for r in records]
@@ -158,7 +159,7 @@ class WorkerCycle:
         rejected: list[Rejection] = []
         for i, record in enumerate(records):
             out = decode_any(record.value or b"", topic=tp.topic, partition=tp.partition, offset=record.offset,
-                             options=options, now=now, record_timestamp_ms=record.timestamp)
+                             options=options, now=now, record_timestamp_ms=record.timestamp if by_record else None)
             if isinstance(out, Rejection):
                 rejected.append(out)
             else:
