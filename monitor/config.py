@@ -455,7 +455,13 @@ class MonitorSettings(BaseSettings):
         return (init_settings, env_settings, *file_sources())
 
 
-from monitor.config_load import load_settings  # noqa: E402  (re-exported: callers import it from here)
+def load_settings(config: Path | str | None = None, **overrides: Any) -> MonitorSettings:
+    """Load settings from ``config`` (or ``$MONITOR_CONFIG``), the environment and command-line
+    ``overrides``; :class:`ConfigError` names every bad key and where it came from. See
+    :func:`monitor.config_load.load_settings`."""
+    from monitor.config_load import load_settings as load
+
+    return load(config, **overrides)
 
 __all__ = ["ConfigError", "Duration", "MethodThresholds", "MonitorSettings", "PolicyConfig", "SecretUrl",
            "format_duration", "load_settings", "parse_duration", "reveal"]

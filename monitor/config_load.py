@@ -9,6 +9,8 @@ import logging
 import os
 import re
 import stat
+import types
+import typing
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from pathlib import Path
@@ -93,14 +95,40 @@ def _secret_files() -> tuple[dict[str, str], dict[str, str]]:
     return out, origin
 
 
-def _known_variables() -> set[str]:
-    names = {"MONITOR_CONFIG"} | {f"MONITOR_{n.upper()}_FILE" for n in SECRET_FILE_SETTINGS}
-    names |= {f"MONITOR_{f.upper()}" for f in MonitorSettings.model_fields}
-    names |= {f"MONITOR_POLICY__{f.upper()}" for f in PolicyConfig.model_fields}
-    fields_annotation = MonitorSettings.model_fields["fields"].annotation
-    event_fields = getattr(fields_annotation, "__args__", ((),))[0]
-    names |= {f"MONITOR_FIELDS__{f.upper()}" for f in getattr(event_fields, "__args__", ())}
-    return names
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The settings model a field holds (``PolicyConfig``, ``X | None`` → ``X``), else None."""
+    union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    for candidate in (annotation, *(typing.get_args(annotation) if union else ())):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def _nested_names(model: type[BaseModel], prefix: str) -> tuple[set[str], set[str]]:
+    """``(names, open prefixes)`` of every nested setting under ``prefix``: a field holding a model recurses;
+    a mapping field (``policy.methods``, ``baselines.models``) accepts any key, which pydantic then checks."""
+    names, prefixes = set(), set()
+    for name, info in model.model_fields.items():
+        var = f"{prefix}{name.upper()}"
+        names.add(var)
+        sub = _model_of(info.annotation)
+        if typing.get_origin(info.annotation) is dict:
+            keys = typing.get_args(typing.get_args(info.annotation)[0])
+            if keys:  # fixed keys (a Literal): ``fields``
+                names |= {f"{var}__{k.upper()}" for k in keys}
+            else:
+                prefixes.add(var + "__")
+        elif sub is not None:
+            more, more_prefixes = _nested_names(sub, var + "__")
+            names |= more
+            prefixes |= more_prefixes
+    return names, prefixes
+
+
+def _known_variables() -> tuple[set[str], set[str]]:
+    names, prefixes = _nested_names(MonitorSettings, "MONITOR_")
+    names |= {"MONITOR_CONFIG"} | {f"MONITOR_{n.upper()}_FILE" for n in SECRET_FILE_SETTINGS}
+    return names, prefixes
 
 
 def check_environment(environ: Mapping[str, str] | None = None) -> None:
@@ -112,11 +140,11 @@ def check_environment(environ: Mapping[str, str] | None = None) -> None:
     monitor.config.ConfigError: unknown environment variable MONITOR_WINDOWW (did you mean MONITOR_WINDOW?)
     """
     env = os.environ if environ is None else environ
-    known = _known_variables()
+    known, open_prefixes = _known_variables()
     problems = []
     for var in sorted(env):
         upper = var.upper()
-        if not upper.startswith("MONITOR_") or upper in known or upper.startswith("MONITOR_POLICY__METHODS__"):
+        if not upper.startswith("MONITOR_") or upper in known or upper.startswith(tuple(open_prefixes)):
             continue
         close = difflib.get_close_matches(upper, sorted(known), n=1, cutoff=0.6)
         hint = f" (did you mean {close[0]}?)" if close else " (see README, Configuration)"
@@ -180,7 +208,13 @@ def _message(err: Mapping[str, Any]) -> str:
 
 
 def _unknown_hint(loc: tuple[str | int, ...]) -> str:
-    model: type[BaseModel] = PolicyConfig if loc[:1] == ("policy",) else MonitorSettings
+    """``(did you mean …?)`` for an unknown key, from the fields of the model it was found in."""
+    model: type[BaseModel] | None = MonitorSettings
+    for part in loc[:-1]:
+        info = model.model_fields.get(str(part)) if model is not None else None
+        model = _model_of(info.annotation) if info is not None else None
+    if model is None:
+        return ""
     close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1, cutoff=0.6)
     return f" (did you mean {'.'.join(map(str, (*loc[:-1], close[0])))}?)" if close else ""
 

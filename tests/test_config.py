@@ -114,9 +114,16 @@ def test_bad_env_names_the_variable(monkeypatch):
 def test_unknown_environment_variables_name_the_closest_setting(monkeypatch):
     monkeypatch.setenv("MONITOR_WINDOWW", "5m")
     monkeypatch.setenv("MONITOR_INFLUX_TOKN", "x")
+    monkeypatch.setenv("MONITOR_BASELINES__TRAILNG__LENGTH", "7d")
     msg = error_of(None)
     assert "unknown environment variable MONITOR_WINDOWW (did you mean MONITOR_WINDOW?)" in msg
     assert "MONITOR_INFLUX_TOKN (did you mean MONITOR_INFLUX_TOKEN?)" in msg
+    assert "MONITOR_BASELINES__TRAILNG__LENGTH (did you mean MONITOR_BASELINES__TRAILING__LENGTH?)" in msg
+
+
+def test_unknown_nested_keys_name_the_closest_one_at_their_level(tmp_path):
+    msg = error_of(tmp_path, "baselines:\n  trailng: {length: 7d}\n")
+    assert "baselines.trailng: unknown setting (did you mean baselines.trailing?)" in msg
 
 
 def test_known_variables_are_not_flagged(tmp_path, monkeypatch):
@@ -126,10 +133,12 @@ def test_known_variables_are_not_flagged(tmp_path, monkeypatch):
     cfg.write_text("{}")
     for var, value in {"MONITOR_CONFIG": str(cfg), "MONITOR_INFLUX_TOKEN_FILE": str(token),
                        "MONITOR_POLICY__MIN_LABELS": "3", "MONITOR_FIELDS__MODEL": "model_name",
-                       "MONITOR_POLICY__METHODS__PSI__WARNING": "0.2", "monitor_window": "2m"}.items():
+                       "MONITOR_POLICY__METHODS__PSI__WARNING": "0.2", "monitor_window": "2m",
+                       "MONITOR_BASELINES__TRAILING__LENGTH": "2d"}.items():
         monkeypatch.setenv(var, value)
     s = load_settings()
     assert s.fields == {"model": "model_name"} and s.policy.min_labels == 3 and s.window_s == 120
+    assert s.baselines.trailing is not None and s.baselines.trailing.length == "2d"
     assert s.policy.methods["psi"].warning == 0.2 and s.policy.methods["psi"].critical == 0.25  # merged per key
     assert set(s.policy.methods) == {"psi", "ks", "chi2", "js", "wasserstein"}
 
