@@ -57,8 +57,8 @@ class Duration(float):
     given (``"5m"``), for messages and tags.
 
     >>> d = Duration("5m")
-    >>> d + 0, str(d), f"every {d}", Duration(90).text
-    (300.0, '5m', 'every 5m', '90s')
+    >>> d + 0, str(d), f"every {d}", Duration(90).text, d == "300s", d == 300
+    (300.0, '5m', 'every 5m', '90s', True, True)
     """
 
     text: str
@@ -84,6 +84,20 @@ class Duration(float):
 
     def __repr__(self) -> str:
         return f"Duration({self.text!r})"
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to the same length as a number or as a duration text (``Duration("7m") == "420s"``)."""
+        if isinstance(other, str):
+            try:
+                return float(self) == parse_duration(other)
+            except ValueError:
+                return False
+        return float(self) == other
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = float.__hash__
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (Duration, (self.text,))
