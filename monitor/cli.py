@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeElapsedColumn, TransferSpeedColumn
 from rich.table import Table
 
@@ -48,7 +50,8 @@ out = Console()
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}")
+    # one line per problem, never re-wrapped (logs and CI read it), and the message is not markup
+    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -75,12 +78,19 @@ def reference_build(
     """Build a reference profile from a table of reference data."""
     from monitor.core.reference import build_profile, read_table
 
+    if not out_path.parent.is_dir():
+        raise fail(f"--out {out_path}: directory {out_path.parent} does not exist")
+    if out_path.is_dir():
+        raise fail(f"--out {out_path} is a directory; give the profile's file name, e.g. {out_path / (model + '.json')}")
     try:
         table = read_table(data)
         profile = build_profile(model, table, fine_bins=fine_bins, psi_bins=psi_bins, ks_sample_size=ks_sample)
     except (OSError, ValueError) as exc:
         raise fail(f"{data}: {exc}") from None
-    profile.save(out_path)
+    try:
+        profile.save(out_path)
+    except OSError as exc:
+        raise fail(f"--out {out_path}: cannot write: {exc.strerror or exc}") from None
     t = Table(title=f"reference profile for {model}: {profile.rows} rows → {out_path}")
     t.add_column("feature")
     t.add_column("kind")
@@ -112,6 +122,11 @@ def replay(
     settings = settings_or_exit(config, window=window, reference=reference)
     if not file.is_file():
         raise fail(f"{file}: no such file")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise fail(f"--out {out_dir} is a file; give a directory for metrics.lp, alerts.jsonl, ...")
+    if settings.timestamp_source == "record":
+        raise fail("timestamp_source is 'record' (the Kafka record's time), but a file has no record "
+                   "timestamps: replay needs the events' own timestamp field (timestamp_source: event)")
     refs = {}
     if settings.reference is not None:
         try:
@@ -128,8 +143,26 @@ def replay(
         task = progress.add_task(f"replaying {file.name}", total=size)
         summary = replay_file(file, refs, out_dir, settings,
                               progress=lambda n: progress.update(task, completed=n))
+    if summary.events + summary.labels + summary.rejected == 0:
+        raise fail(f"{file}: no events (the file is empty or has only blank lines); nothing written", code=1)
     out.print(replay_table(summary, out_dir))
     out.print(f"{summary.seconds:.1f} s, {summary.events / max(summary.seconds, 1e-9):,.0f} events/s")
+    _check_references(summary.windows, refs, settings.warmup_events)
+
+
+def _check_references(windows: Mapping[str, int], refs: Mapping[str, object], warmup_events: int) -> None:
+    """Models whose events were replayed without a reference had no drift computed: say which, and fail
+    when no model at all was measured (a profile built for another model name is the usual cause)."""
+    unmatched = sorted(m for m in windows if m not in refs)
+    if not refs or not unmatched or warmup_events > 0:
+        return
+    unused = sorted(m for m in refs if m not in windows)
+    hint = f"; the reference is for {', '.join(map(repr, unused))}" if unused else ""
+    message = (f"no reference for model(s) {', '.join(map(repr, unmatched))}: drift was not computed for "
+               f"them{hint} (build one with `monitor reference build --model NAME`, or set warmup_events)")
+    if len(unmatched) == len(windows):
+        raise fail(message, code=1)
+    console.print(f"[bold yellow]warning:[/] {escape(message)}", soft_wrap=True)
 
 
 def replay_table(summary: ReplaySummary, out_dir: Path) -> Table:
@@ -180,5 +213,5 @@ def main() -> None:
     try:
         app()
     except ConfigError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(2)

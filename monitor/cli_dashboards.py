@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from monitor.redact import redact_url
+
 _COLOURS = {"created": "green", "updated": "yellow", "unchanged": "dim", "in sync": "green", "differs": "yellow",
             "missing": "red", "not local": "dim"}
 
@@ -51,7 +53,7 @@ def register(app: typer.Typer) -> None:
         except PushError as exc:
             Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False)
             raise typer.Exit(1) from None
-        t = Table(title=f"Grafana {url}")
+        t = Table(title=f"Grafana {redact_url(url)}")
         for col in ("kind", "uid", "action", "detail"):
             t.add_column(col)
         for c in changes:
@@ -87,7 +89,7 @@ def register(app: typer.Typer) -> None:
         except PushError as exc:
             Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False)
             raise typer.Exit(1) from None
-        t = Table(title=f"Grafana {url}")
+        t = Table(title=f"Grafana {redact_url(url)}")
         for col in ("uid", "title", "remote version", "state"):
             t.add_column(col)
         for s in status:

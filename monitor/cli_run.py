@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from monitor.config import ConfigError, MonitorSettings, load_settings
+from monitor.config import ConfigError, MonitorSettings, load_settings, reveal
 
 if TYPE_CHECKING:
     from monitor.core.reference import ReferenceProfile
@@ -23,7 +23,8 @@ def make_sink(settings: MonitorSettings):  # type: ignore[no-untyped-def]
         from monitor.adapters.influx import InfluxSink
 
         # few retries per flush: the worker's timer calls flush again every flush_interval anyway
-        return InfluxSink(settings.influx_url, settings.influx_token, settings.influx_org, settings.influx_bucket,
+        return InfluxSink(settings.influx_url.get_secret_value(), reveal(settings.influx_token), settings.influx_org,
+                          settings.influx_bucket,
                           max_buffer_points=settings.sink_max_buffer_points, max_retries=2, max_backoff_s=5.0)
     from monitor.adapters.lpfile import LineProtocolFileSink
 
@@ -101,9 +102,9 @@ def run_worker(settings: MonitorSettings, references: Mapping[str, ReferenceProf
     published = watcher.catch_up()
     watcher.start()
     notifier = build_dispatcher(
-        webhook_url=settings.webhook_url, webhook_secret=settings.webhook_secret,
-        alertmanager_url=settings.alertmanager_url, slack_webhook_url=settings.slack_webhook_url,
-        pagerduty_routing_key=settings.pagerduty_routing_key, repeat_interval_s=settings.repeat_interval_s,
+        webhook_url=reveal(settings.webhook_url), webhook_secret=reveal(settings.webhook_secret),
+        alertmanager_url=reveal(settings.alertmanager_url), slack_webhook_url=reveal(settings.slack_webhook_url),
+        pagerduty_routing_key=reveal(settings.pagerduty_routing_key), repeat_interval_s=settings.repeat_interval_s,
         external_url=settings.external_url)
     app = build_app(settings, dict(references), make_sink(settings), notifier, sources=sources, book=book)
     log.info("event=starting sources=%d warmup_references=%d settings=%s", sources, published, settings.redacted())
@@ -132,5 +133,12 @@ def register(app: typer.Typer) -> None:
         except ConfigError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
+        from monitor.pipeline import load_references
+
+        try:  # a malformed profile is a one-line error here, not a traceback inside the worker
+            references = load_references(settings.reference) if settings.reference else None
+        except (OSError, ValueError) as exc:
+            typer.echo(f"error: reference {settings.reference}: {exc}", err=True)
+            raise typer.Exit(2) from None
         sys.argv = [sys.argv[0]]  # faust's Worker parses argv itself
-        run_worker(settings)
+        run_worker(settings, references)

@@ -1,58 +1,60 @@
-"""Configuration: a YAML file (``--config`` or ``MONITOR_CONFIG``) plus ``MONITOR_*`` environment variables.
+"""Configuration: a YAML file (``--config`` or ``MONITOR_CONFIG``), ``MONITOR_*`` environment variables and
+command-line options. Precedence: command line > environment > file > defaults.
 
-Environment wins over the file. Every error names the offending key and the file it came from.
-Nested keys can be set from the environment with a double underscore, e.g.
-``MONITOR_POLICY__RETRAIN_CONSECUTIVE_WINDOWS=5``.
+Every value is validated once, at load: durations are parsed into seconds (:class:`Duration`), method names
+are checked against the known ones, counts are bounded, names that become metric tags follow
+:mod:`monitor.names`, and a misspelt ``MONITOR_*`` variable is an error naming the closest setting. Each
+problem is one line naming the key and where it came from (file, variable or option). Nested keys can be
+set from the environment with a double underscore, e.g. ``MONITOR_POLICY__RETRAIN_CONSECUTIVE_WINDOWS=5``.
+Secrets are :class:`pydantic.SecretStr` (URL settings :class:`SecretUrl`): no ``repr``, ``str`` or dump
+shows them; use ``.get_secret_value()`` where the real value is needed.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from monitor.baselines_config import BaselinesConfig
+from monitor.config_types import (
+    Duration,
+    SecretUrl,
+    _bounded,
+    format_duration,
+    parse_duration,
+    reveal,
+)
+from monitor.names import check_name
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-
-
-def parse_duration(text: str | float | int) -> float:
-    """Parse ``"5m"``, ``"30s"``, ``"1h"``, ``"250ms"`` or a number of seconds into seconds.
-
-    >>> parse_duration("5m"), parse_duration("1.5h"), parse_duration(30)
-    (300.0, 5400.0, 30.0)
-    """
-    if isinstance(text, int | float):
-        if text < 0:
-            raise ValueError(f"duration must be >= 0, got {text}")
-        return float(text)
-    m = _DURATION.match(text)
-    if not m:
-        raise ValueError(f"invalid duration {text!r}: use a number with a unit, e.g. 30s, 5m, 1h, 7d")
-    return float(m.group(1)) * _UNIT_S[m.group(2) or "s"]
-
-
-def format_duration(seconds: float) -> str:
-    """Inverse of :func:`parse_duration` for tags (``300 -> '5m'``).
-
-    >>> format_duration(300), format_duration(90), format_duration(3600), format_duration(0.5)
-    ('5m', '90s', '1h', '500ms')
-    """
-    for unit in ("w", "d", "h", "m", "s"):
-        size = _UNIT_S[unit]
-        if seconds >= size and float(seconds / size).is_integer():
-            return f"{int(seconds / size)}{unit}"
-    return f"{round(seconds * 1000)}ms"
+#: the drift statistics Driftline computes
+Method = Literal["psi", "ks", "wasserstein", "chi2", "js"]
+METHODS: tuple[Method, ...] = ("psi", "ks", "wasserstein", "chi2", "js")
+#: Driftline's event fields (monitor.events.CANONICAL_FIELDS), which ``fields`` maps to producers' names
+EventField = Literal["model", "request_id", "timestamp", "features", "prediction", "label", "model_version",
+                     "score", "latency_ms", "error"]
+_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+_PATH = re.compile(r"^[^.]+(\.[^.]+)*$")
 
 
 class ConfigError(ValueError):
     """A configuration problem, naming the key and where it came from."""
+
+
+Rate = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
 class MethodThresholds(BaseModel):
@@ -60,10 +62,16 @@ class MethodThresholds(BaseModel):
     and ``effect_floor`` the minimum effect size (KS D, Cramér's V) that may page."""
 
     model_config = ConfigDict(extra="forbid")
-    warning: float
-    critical: float
-    alpha: float | None = None
-    effect_floor: float | None = None
+    warning: Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+    critical: Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+    alpha: Annotated[float, Field(gt=0.0, lt=1.0)] | None = None
+    effect_floor: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MethodThresholds:
+        if self.critical < self.warning:
+            raise ValueError(f"critical ({self.critical}) must be >= warning ({self.warning})")
+        return self
 
 
 def _default_methods() -> dict[str, MethodThresholds]:
@@ -76,42 +84,46 @@ def _default_methods() -> dict[str, MethodThresholds]:
     }
 
 
+def _default_decision_methods() -> list[Method]:
+    return ["psi", "ks", "chi2"]
+
+
 class PolicyConfig(BaseModel):
     """When a window is drifted, when to page, when to ask for retraining."""
 
     model_config = ConfigDict(extra="forbid")
     methods: dict[str, MethodThresholds] = Field(default_factory=_default_methods)
     #: statistics computed per feature (numeric: psi, ks, wasserstein; categorical: psi, chi2, js)
-    enabled_methods: list[str] = Field(default_factory=lambda: ["psi", "ks", "wasserstein", "chi2", "js"])
+    enabled_methods: list[Method] = Field(default_factory=lambda: list(METHODS))
     #: statistics whose verdict makes a feature "drifted" (pages, retraining, drift_summary); the others
     #: (js, wasserstein) are reported with their own ``drifted`` flag but never page on their own
-    decision_methods: list[str] = Field(default_factory=lambda: ["psi", "ks", "chi2"])
+    decision_methods: list[Method] = Field(default_factory=_default_decision_methods)
     #: the distance whose warning/critical thresholds set a drifted feature's severity
-    severity_method: str = "psi"
+    severity_method: Method = "psi"
     #: windows with fewer events than this report drift but never flag it
-    min_window_events: int = 50
+    min_window_events: Annotated[int, Field(ge=0)] = 50
     #: consecutive clean windows before a firing alert resolves (hysteresis)
-    resolve_after_windows: int = 2
+    resolve_after_windows: Annotated[int, Field(ge=1)] = 2
     #: a "clean" window needs the severity distance below this fraction of its warning threshold
-    resolve_ratio: float = 0.8
-    retrain_consecutive_windows: int = 3
-    retrain_min_features: int = 1
-    retrain_cooldown: str = "1h"
+    resolve_ratio: Annotated[float, Field(gt=0.0, le=1.0)] = 0.8
+    retrain_consecutive_windows: Annotated[int, Field(ge=1)] = 3
+    retrain_min_features: Annotated[int, Field(ge=1)] = 1
+    retrain_cooldown: Duration = Duration("1h")
     #: latency: page when p95 exceeds the baseline p95 (reference windows) by these factors
-    latency_warning_ratio: float = 1.5
-    latency_critical_ratio: float = 3.0
-    latency_p95_warning_ms: float | None = None
-    latency_p95_critical_ms: float | None = None
-    baseline_windows: int = 3
-    error_rate_warning: float = 0.05
-    error_rate_critical: float = 0.2
-    min_error_events: int = 20
+    latency_warning_ratio: Annotated[float, Field(gt=0.0, allow_inf_nan=False)] = 1.5
+    latency_critical_ratio: Annotated[float, Field(gt=0.0, allow_inf_nan=False)] = 3.0
+    latency_p95_warning_ms: Annotated[float, Field(gt=0.0, allow_inf_nan=False)] | None = None
+    latency_p95_critical_ms: Annotated[float, Field(gt=0.0, allow_inf_nan=False)] | None = None
+    baseline_windows: Annotated[int, Field(ge=1)] = 3
+    error_rate_warning: Rate = 0.05
+    error_rate_critical: Rate = 0.2
+    min_error_events: Annotated[int, Field(ge=0)] = 20
     #: accuracy below the reference's by these drops pages (labels or score-based estimate)
-    accuracy_drop_warning: float = 0.05
-    accuracy_drop_critical: float = 0.10
-    min_labels: int = 30
-    missing_rate_increase_warning: float = 0.1
-    unseen_rate_warning: float = 0.05
+    accuracy_drop_warning: Rate = 0.05
+    accuracy_drop_critical: Rate = 0.10
+    min_labels: Annotated[int, Field(ge=0)] = 30
+    missing_rate_increase_warning: Rate = 0.1
+    unseen_rate_warning: Rate = 0.05
     #: mark error-rate and latency changes per window (monitor/core/changepoint.py)
     online_detectors: bool = True
     #: change markers (monitor/core/changepoint.py, ``python -m simulations.bench_changepoint``): a window's
@@ -121,9 +133,55 @@ class PolicyConfig(BaseModel):
     latency_change_min_ratio: float = Field(default=1.1, ge=1)
     change_history_windows: int = Field(default=12, ge=3)
 
+    @field_validator("methods", mode="before")
+    @classmethod
+    def _merge_methods(cls, v: Any) -> Any:
+        """Given thresholds update the defaults per method and per key (``methods: {psi: {critical: 0.3}}``
+        keeps PSI's warning threshold and every other method's)."""
+        if not isinstance(v, dict):
+            return v
+        merged: dict[str, Any] = {k: t.model_dump() for k, t in _default_methods().items()}
+        for name, given in v.items():
+            base = merged.get(name, {})
+            merged[name] = {**base, **given} if isinstance(given, dict) else given
+        return merged
+
+    @field_validator("methods")
+    @classmethod
+    def _check_methods(cls, v: dict[str, MethodThresholds]) -> dict[str, MethodThresholds]:
+        for name in v:
+            if name not in METHODS:
+                close = difflib.get_close_matches(name, METHODS, n=1, cutoff=0.5)
+                raise ValueError(f"unknown method {name!r} (one of {', '.join(METHODS)}"
+                                 f"{f'; did you mean {close[0]!r}?' if close else ''})")
+        return v
+
+    @field_validator("retrain_cooldown")
+    @classmethod
+    def _check_cooldown(cls, v: Duration) -> Duration | None:
+        return _bounded(v, positive=False)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PolicyConfig:
+        missing = [m for m in self.decision_methods if m not in self.enabled_methods]
+        if missing:
+            raise ValueError(f"decision_methods {missing} are not in enabled_methods {self.enabled_methods}: "
+                             "they would never be computed, so never page")
+        if self.severity_method not in self.methods:
+            raise ValueError(f"severity_method {self.severity_method!r} has no thresholds under methods")
+        return self
+
     @property
     def retrain_cooldown_s(self) -> float:
-        return parse_duration(self.retrain_cooldown)
+        return float(self.retrain_cooldown)
+
+
+_POSITIVE = ("window", "hop", "idle_timeout", "flush_interval", "session_timeout", "rebalance_timeout",
+             "heartbeat_interval")
+_NON_NEGATIVE = ("allowed_lateness", "label_grace", "repeat_interval", "broker_wait", "max_future_skew")
+#: secret settings that can be read from a file named by ``MONITOR_<NAME>_FILE``
+SECRET_FILE_SETTINGS = ("influx_token", "webhook_secret", "sasl_password", "pagerduty_routing_key")
+SECRET_SETTINGS = (*SECRET_FILE_SETTINGS, "slack_webhook_url")
 
 
 class MonitorSettings(BaseSettings):
@@ -138,8 +196,8 @@ class MonitorSettings(BaseSettings):
     labels_topic: str = "labels"
     retraining_topic: str = "monitor.retraining"
     dlq_topic: str = "monitor.dlq"
-    partitions: int = 4
-    replication_factor: int = 1
+    partitions: Annotated[int, Field(ge=1, le=10_000)] = 4
+    replication_factor: Annotated[int, Field(ge=1, le=100)] = 1
     #: internal topics; empty: ``<consumer_group>.checkpoints`` / ``.partials`` / ``.references``, so two
     #: deployments (consumer groups) on one cluster never read each other's state
     checkpoint_topic: str = ""
@@ -147,60 +205,69 @@ class MonitorSettings(BaseSettings):
     partials_topic: str = ""
     #: warm-up reference profiles built by a model's owner, read by every worker
     references_topic: str = ""
-    consumer_group: str = "driftline"
+    consumer_group: Annotated[str, Field(min_length=1)] = "driftline"
     worker_name: str = Field(default_factory=lambda: os.uname().nodename)
     web_host: str = "127.0.0.1"
-    web_port: int = 6066
+    web_port: Annotated[int, Field(ge=0, le=65_535)] = 6066
     #: how long `monitor run` keeps retrying an unreachable broker at start before giving up
-    broker_wait: str = "5m"
-    session_timeout: str = "10s"
-    rebalance_timeout: str = "10s"
-    heartbeat_interval: str = "1s"
+    broker_wait: Duration = Duration("5m")
+    session_timeout: Duration = Duration("10s")
+    rebalance_timeout: Duration = Duration("10s")
+    heartbeat_interval: Duration = Duration("1s")
     #: events decoded and observed per batch in the worker
-    batch_size: int = 2_000
+    batch_size: Annotated[int, Field(ge=1, le=1_000_000)] = 2_000
     #: points the InfluxDB sink may buffer while InfluxDB is down before consumption pauses
-    sink_max_buffer_points: int = 500_000
+    sink_max_buffer_points: Annotated[int, Field(ge=1)] = 500_000
     #: Kafka security passed to faust/aiokafka and kafka-python
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
-    sasl_password: str | None = None
+    sasl_password: SecretStr | None = None
     ssl_cafile: str | None = None
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
 
-    window: str = "5m"
-    hop: str | None = None
-    allowed_lateness: str = "60s"
-    idle_timeout: str = "30s"
-    label_grace: str = "1h"
-    flush_interval: str = "1s"
-    max_event_bytes: int = 1_000_000
+    window: Duration = Duration("5m")
+    hop: Duration | None = None
+    allowed_lateness: Duration = Duration("60s")
+    idle_timeout: Duration = Duration("30s")
+    label_grace: Duration = Duration("1h")
+    flush_interval: Duration = Duration("1s")
+    max_event_bytes: Annotated[int, Field(ge=64, le=64 * 1024 * 1024)] = 1_000_000
     #: declared models; when set, events for other models go to the DLQ
     models: list[str] | None = None
     #: without declared models, at most this many model names per input partition (more go to the DLQ)
-    max_models: int = 10_000
+    max_models: Annotated[int, Field(ge=1)] = 10_000
     #: an event this far ahead of its stream's robust watermark is held back (then observed once others
-    #: confirm the stream moved on, or dead-lettered); empty: no limit
-    max_future_skew: str | None = "10m"
+    #: confirm the stream moved on, or dead-lettered), and one this far ahead of the worker's wall clock is
+    #: dead-lettered at once; empty: no limit
+    max_future_skew: Duration | None = Duration("10m")
+    #: events more than this behind the worker's wall clock are dead-lettered (unset: no limit)
+    max_event_age: Duration | None = None
+    #: unit of epoch-number timestamps; ``auto`` reads them by magnitude (see monitor/timestamps.py)
+    timestamp_unit: Literal["s", "ms", "us", "ns", "auto"] = "auto"
+    #: ``event``: the event's timestamp field; ``record``: the Kafka record's timestamp, always
+    timestamp_source: Literal["event", "record"] = "event"
+    #: the producer's names for Driftline's event fields, e.g. ``{model: model_name, features: payload.inputs}``
+    fields: dict[EventField, str] = Field(default_factory=dict)
     #: build a model's reference from its first N events when it has no reference profile
-    warmup_events: int = 0
+    warmup_events: Annotated[int, Field(ge=0)] = 0
     #: keep raw values to compute exact KS (matches scipy.ks_2samp) instead of binned KS
     exact_ks: bool = False
 
     reference: Path | None = None
-    influx_url: str | None = None
-    influx_token: str | None = None
+    influx_url: SecretUrl | None = None
+    influx_token: SecretStr | None = None
     influx_org: str = "driftline"
     influx_bucket: str = "driftline"
     lp_file: Path | None = None
 
-    webhook_url: str | None = None
-    webhook_secret: str | None = None
-    alertmanager_url: str | None = None
-    slack_webhook_url: str | None = None
-    pagerduty_routing_key: str | None = None
-    repeat_interval: str = "4h"
+    webhook_url: SecretUrl | None = None
+    webhook_secret: SecretStr | None = None
+    alertmanager_url: SecretUrl | None = None
+    slack_webhook_url: SecretStr | None = None
+    pagerduty_routing_key: SecretStr | None = None
+    repeat_interval: Duration = Duration("4h")
     external_url: str = "http://localhost:3000/d/driftline-drift"
     source: str = "driftline/default"
 
@@ -208,29 +275,98 @@ class MonitorSettings(BaseSettings):
     #: trailing and seasonal baselines next to the training profile (monitor/baselines_config.py)
     baselines: BaselinesConfig = Field(default_factory=BaselinesConfig)
 
-    @field_validator("window", "allowed_lateness", "idle_timeout", "label_grace", "flush_interval",
-                     "repeat_interval", "session_timeout", "rebalance_timeout", "heartbeat_interval", "broker_wait")
+    @field_serializer("influx_url", "webhook_url", "alertmanager_url", when_used="json")
+    def _show_url(self, v: SecretUrl | None) -> str | None:
+        return None if v is None else str(v)  # redacted: host and path stay readable in logs
+
+    @field_validator(*_POSITIVE)
     @classmethod
-    def _check_duration(cls, v: str) -> str:
-        seconds = parse_duration(v)
-        if seconds <= 0 and v not in ("0", "0s"):
-            raise ValueError("must be > 0")
+    def _check_positive(cls, v: Duration | None) -> Duration | None:
+        return _bounded(v, positive=True)
+
+    @field_validator(*_NON_NEGATIVE)
+    @classmethod
+    def _check_non_negative(cls, v: Duration | None) -> Duration | None:
+        return _bounded(v, positive=False)
+
+    @field_validator("max_event_age")
+    @classmethod
+    def _check_age(cls, v: Duration | None) -> Duration | None:
+        return _bounded(v, positive=True, limit=100 * 365 * 86400.0)
+
+    @field_validator("predictions_topic", "retraining_topic", "dlq_topic")
+    @classmethod
+    def _check_topic(cls, v: str) -> str:
+        if not _TOPIC.match(v):
+            raise ValueError(f"{v!r} is not a Kafka topic name (1-249 of A-Z a-z 0-9 . _ -)")
         return v
 
-    @field_validator("hop")
+    @field_validator("labels_topic", "checkpoint_topic", "partials_topic", "references_topic")
     @classmethod
-    def _check_hop(cls, v: str | None) -> str | None:
-        if v is not None and parse_duration(v) <= 0:
-            raise ValueError("must be > 0")
+    def _check_optional_topic(cls, v: str) -> str:
+        return cls._check_topic(v) if v else v
+
+    @field_validator("hop", "max_future_skew", "max_event_age", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, v: Any) -> Any:
+        return None if isinstance(v, str) and not v.strip() else v
+
+    @field_validator("worker_name")
+    @classmethod
+    def _check_worker_name(cls, v: str) -> str:
+        return check_name(v, "worker name") if v else v
+
+    @field_validator("models")
+    @classmethod
+    def _check_models(cls, v: list[str] | None) -> list[str] | None:
+        for name in v or ():
+            if not name:
+                raise ValueError("a declared model name is empty")
+            check_name(name, "model name")
+        return v
+
+    @field_validator("fields")
+    @classmethod
+    def _check_fields(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, path in v.items():
+            if not _PATH.match(path):
+                raise ValueError(f"{name}: {path!r} is not a field name or dotted path such as 'payload.inputs'")
+        return v
+
+    @field_validator(*SECRET_SETTINGS, "influx_url", "webhook_url", "alertmanager_url")
+    @classmethod
+    def _check_not_empty(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not v.get_secret_value().strip():
+            raise ValueError("is set but empty: unset it, or give a value (an empty secret would silently "
+                             "turn signing or authentication off)")
+        return v
+
+    @field_validator("reference")
+    @classmethod
+    def _check_reference(cls, v: Path | None) -> Path | None:
+        if v is None:
+            return v
+        if not v.exists():
+            raise ValueError(f"{v}: no such file or directory")
+        if v.is_dir():
+            if not os.access(v, os.R_OK | os.X_OK):
+                raise ValueError(f"{v}: directory is not readable")
+            if not any(v.glob("*.json")):
+                raise ValueError(f"{v}: no reference profiles (*.json) in this directory")
+        elif not os.access(v, os.R_OK):
+            raise ValueError(f"{v}: file is not readable")
         return v
 
     @model_validator(mode="after")
     def _internal_topics(self) -> MonitorSettings:
-        for name in ("checkpoint", "partials", "references"):
-            key = f"{name}_topic" if name != "checkpoint" else "checkpoint_topic"
+        for key, suffix in (("checkpoint_topic", "checkpoints"), ("partials_topic", "partials"),
+                            ("references_topic", "references")):
             if not getattr(self, key):
-                suffix = "checkpoints" if name == "checkpoint" else name
-                object.__setattr__(self, key, f"{self.consumer_group}.{suffix}")
+                topic = f"{self.consumer_group}.{suffix}"
+                if not _TOPIC.match(topic):
+                    raise ValueError(f"consumer_group {self.consumer_group!r} gives the topic name {topic!r}, "
+                                     f"which Kafka refuses (1-249 of A-Z a-z 0-9 . _ -): set {key}")
+                object.__setattr__(self, key, topic)
         return self
 
     @model_validator(mode="after")
@@ -238,41 +374,50 @@ class MonitorSettings(BaseSettings):
         self.baselines.check_window(self.window_s)
         return self
 
+    @model_validator(mode="after")
+    def _consistent(self) -> MonitorSettings:
+        if self.hop is not None and self.hop > self.window:
+            raise ValueError(f"hop ({self.hop.text}) must not be larger than window ({self.window.text})")
+        if self.heartbeat_interval >= self.session_timeout:
+            raise ValueError(f"heartbeat_interval ({self.heartbeat_interval.text}) must be shorter than "
+                             f"session_timeout ({self.session_timeout.text})")
+        return self
+
     @property
     def window_s(self) -> float:
-        return parse_duration(self.window)
+        return float(self.window)
 
     @property
     def hop_s(self) -> float:
-        return parse_duration(self.hop) if self.hop else self.window_s
+        return float(self.hop) if self.hop else self.window_s
 
     @property
     def allowed_lateness_s(self) -> float:
-        return parse_duration(self.allowed_lateness)
+        return float(self.allowed_lateness)
 
     @property
     def idle_timeout_s(self) -> float:
-        return parse_duration(self.idle_timeout)
+        return float(self.idle_timeout)
 
     @property
     def max_future_skew_s(self) -> float | None:
-        return parse_duration(self.max_future_skew) if self.max_future_skew else None
+        return float(self.max_future_skew) if self.max_future_skew is not None else None
 
     @property
     def label_grace_s(self) -> float:
-        return parse_duration(self.label_grace)
+        return float(self.label_grace)
 
     @property
     def broker_wait_s(self) -> float:
-        return parse_duration(self.broker_wait)
+        return float(self.broker_wait)
 
     @property
     def flush_interval_s(self) -> float:
-        return parse_duration(self.flush_interval)
+        return float(self.flush_interval)
 
     @property
     def repeat_interval_s(self) -> float:
-        return parse_duration(self.repeat_interval)
+        return float(self.repeat_interval)
 
     @property
     def bootstrap_servers(self) -> str:
@@ -285,20 +430,15 @@ class MonitorSettings(BaseSettings):
         out: dict[str, Any] = {"security_protocol": self.security_protocol}
         if self.sasl_mechanism:
             out.update(sasl_mechanism=self.sasl_mechanism, sasl_plain_username=self.sasl_username,
-                       sasl_plain_password=self.sasl_password)
+                       sasl_plain_password=self.sasl_password.get_secret_value() if self.sasl_password else None)
         for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
             if getattr(self, key):
                 out[key] = getattr(self, key)
         return out
 
     def redacted(self) -> dict[str, Any]:
-        """Settings as a dict with every secret replaced, safe to log."""
-        data = self.model_dump(mode="json")
-        for key in ("influx_token", "webhook_secret", "sasl_password", "pagerduty_routing_key",
-                    "slack_webhook_url"):
-            if data.get(key):
-                data[key] = "***"
-        return data
+        """Settings as a dict safe to log: secrets masked, URLs without credentials."""
+        return self.model_dump(mode="json")
 
     @classmethod
     def settings_customise_sources(
@@ -308,59 +448,20 @@ class MonitorSettings(BaseSettings):
         env_settings: PydanticBaseSettingsSource,
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # env wins over the YAML file, which arrives as init kwargs
-        return env_settings, init_settings, file_secret_settings
+    ) -> tuple[Any, ...]:
+        # keyword arguments (command-line options) > environment > MONITOR_*_FILE secrets > the YAML file
+        from monitor.config_load import file_sources
 
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config file: {exc.strerror or exc}") from exc
-    try:
-        data = yaml.safe_load(text)  # safe_load: no arbitrary object construction
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of settings, got {type(data).__name__}")
-    return data
-
-
-def _secret_files() -> dict[str, str]:
-    """``MONITOR_<NAME>_FILE=/run/secrets/x`` reads a secret from a file (Docker/Kubernetes secrets)."""
-    out: dict[str, str] = {}
-    for name in ("INFLUX_TOKEN", "WEBHOOK_SECRET", "SASL_PASSWORD", "PAGERDUTY_ROUTING_KEY"):
-        path = os.environ.get(f"MONITOR_{name}_FILE")
-        if path and not os.environ.get(f"MONITOR_{name}"):
-            try:
-                out[name.lower()] = Path(path).read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ConfigError(f"MONITOR_{name}_FILE={path}: cannot read secret file: {exc}") from exc
-    return out
+        return (init_settings, env_settings, *file_sources())
 
 
 def load_settings(config: Path | str | None = None, **overrides: Any) -> MonitorSettings:
-    """Load settings from ``config`` (or ``$MONITOR_CONFIG``), the environment, and explicit overrides.
+    """Load settings from ``config`` (or ``$MONITOR_CONFIG``), the environment and command-line
+    ``overrides``; :class:`ConfigError` names every bad key and where it came from. See
+    :func:`monitor.config_load.load_settings`."""
+    from monitor.config_load import load_settings as load
 
-    Raises :class:`ConfigError` naming the key and the source on any invalid value.
-    """
-    path_text = str(config) if config is not None else os.environ.get("MONITOR_CONFIG")
-    path = Path(path_text) if path_text else None
-    data: dict[str, Any] = _read_yaml(path) if path is not None else {}
-    data.update(_secret_files())
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    source = str(path) if path is not None else "environment/defaults"
-    try:
-        return MonitorSettings(**data)
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            key = ".".join(str(p) for p in err["loc"])
-            env_name = "MONITOR_" + "__".join(str(p) for p in err["loc"]).upper()
-            where = f"environment variable {env_name}" if env_name in os.environ else source
-            msg = "unknown setting" if err["type"] == "extra_forbidden" else err["msg"]
-            problems.append(f"{key}: {msg} (from {where})" if key else f"{msg} (from {where})")
-        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from None
+    return load(config, **overrides)
+
+__all__ = ["ConfigError", "Duration", "MethodThresholds", "MonitorSettings", "PolicyConfig", "SecretUrl",
+           "format_duration", "load_settings", "parse_duration", "reveal"]

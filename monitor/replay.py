@@ -21,7 +21,7 @@ from monitor.adapters.amformat import webhook_payloads
 from monitor.adapters.lpfile import LineProtocolFileSink
 from monitor.config import MonitorSettings
 from monitor.core.reference import ReferenceProfile
-from monitor.events import decode_any
+from monitor.events import DecodeOptions, decode_any, strip_bom
 from monitor.pipeline import Monitor
 from monitor.types import Emission, LabelEvent, PredictionEvent, Rejection
 
@@ -98,8 +98,7 @@ def replay_file(
     monitor = Monitor(settings, references)
     writers = _Writers(out_dir, settings)
     summary = ReplaySummary()
-    max_bytes = settings.max_event_bytes
-    declared = frozenset(settings.models) if settings.models else None
+    options = DecodeOptions.from_settings(settings)
     try:
         with events_path.open("rb") as fh:
             batch: list[PredictionEvent | LabelEvent] = []
@@ -108,11 +107,10 @@ def replay_file(
             read = 0
             for lineno, line in enumerate(fh):
                 read += len(line)
-                raw = line.strip()
+                raw = strip_bom(line.strip())
                 if not raw:
                     continue
-                ev = decode_any(raw, topic=str(events_path.name), partition=0, offset=lineno,
-                                max_bytes=max_bytes, models=declared)
+                ev = decode_any(raw, topic=str(events_path.name), partition=0, offset=lineno, options=options)
                 if isinstance(ev, Rejection):
                     rejected.append(ev)
                 else:

@@ -7,6 +7,7 @@ nanoseconds because that is what line protocol writes.
 from __future__ import annotations
 
 import hashlib
+import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,6 +15,8 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import msgspec
+
+from monitor.names import name_problem
 
 FeatureValue = float | str | bool | None
 Severity = Literal["warning", "critical"]
@@ -98,19 +101,40 @@ class WindowRange:
 
 FieldValue = float | int | bool | str
 
+#: InfluxDB's timestamp range (ns): int64 without its two extreme values
+MIN_TIME_NS, MAX_TIME_NS = -(2**63) + 2, 2**63 - 2
+#: tag and field keys the InfluxDB servers refuse (1.x: ``time``; 2.x: ``_measurement``, ``_field``)
+RESERVED_KEYS = frozenset({"time", "_measurement", "_field"})
 
-def _escape_tag(value: str) -> str:
-    return value.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
+
+def _token(value: str, what: str, *, measurement: bool = False) -> str:
+    """An escaped measurement, tag key/value or field key; :class:`ValueError` for what the line protocol
+    cannot carry (see :mod:`monitor.names`). A measurement escapes ``,`` and space, the others ``=`` too."""
+    problem = name_problem(value)
+    if problem is not None:
+        raise ValueError(f"line protocol: {what} {value[:80]!r} {problem}")
+    if "," in value:
+        value = value.replace(",", "\\,")
+    if " " in value:
+        value = value.replace(" ", "\\ ")
+    if not measurement and "=" in value:
+        value = value.replace("=", "\\=")
+    return value
 
 
-def _format_field(value: FieldValue) -> str:
+def _format_field(key: str, value: FieldValue) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
+        if not -(2**63) <= value < 2**63:
+            raise ValueError(f"line protocol: integer field {key!r} = {value} is outside int64")
         return f"{value}i"
     if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"line protocol: float field {key!r} is {value!r} (InfluxDB stores finite numbers only)")
         return repr(value)
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    # newlines are written as the two characters \n, \r: the line protocol has no newline in a value
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
     return f'"{escaped}"'
 
 
@@ -144,12 +168,41 @@ class MetricPoint:
         return (self.measurement, tuple(sorted(self.tags)), self.time_ns)
 
     def to_line(self) -> str:
-        """Line protocol with tags sorted (InfluxDB's preferred order); empty tag values dropped."""
-        tags = "".join(
-            f",{_escape_tag(k)}={_escape_tag(v)}" for k, v in sorted(self.tags) if v != ""
-        )
-        fields = ",".join(f"{_escape_tag(k)}={_format_field(v)}" for k, v in self.fields)
-        return f"{_escape_tag(self.measurement)}{tags} {fields} {self.time_ns}"
+        """Line protocol with tags sorted (InfluxDB's preferred order); empty tag values dropped.
+
+        Escapes what the protocol requires (``,``, ``=`` and space in names; ``\\`` and ``"`` in string
+        values, whose newlines become the two characters ``\\n``) and raises :class:`ValueError` for what
+        it cannot carry: a name refused by :func:`monitor.names.name_problem`, an empty or ``#``-leading
+        measurement, an empty or reserved key, no fields, a non-finite float, an integer or a time outside
+        InfluxDB's range.
+
+        >>> MetricPoint("drift", (("model", "a\\nb"),), (("score", 1.0),), 0).to_line()
+        Traceback (most recent call last):
+        ...
+        ValueError: line protocol: tag value 'a\\nb' contains a control character (U+000A)
+        """
+        m = self.measurement
+        if not m or m[0] == "#":
+            raise ValueError(f"line protocol: measurement {m!r} is empty or starts a comment (#)")
+        if not self.fields:
+            raise ValueError(f"line protocol: point {m!r} has no fields")
+        if not MIN_TIME_NS <= self.time_ns <= MAX_TIME_NS:
+            raise ValueError(f"line protocol: time {self.time_ns} ns is outside InfluxDB's range")
+        parts = [_token(m, "measurement", measurement=True)]
+        for k, v in sorted(self.tags):
+            if v == "":
+                continue
+            if k in RESERVED_KEYS or not k:
+                raise ValueError(f"line protocol: tag key {k!r} is empty or reserved")
+            parts.append(f",{_token(k, 'tag key')}={_token(v, 'tag value')}")
+        sep = " "
+        for k, value in self.fields:
+            if k in RESERVED_KEYS or not k:
+                raise ValueError(f"line protocol: field key {k!r} is empty or reserved")
+            parts.append(f"{sep}{_token(k, 'field key')}={_format_field(k, value)}")
+            sep = ","
+        parts.append(f" {self.time_ns}")
+        return "".join(parts)
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,7 +46,7 @@ def test_run_takes_the_broker_from_the_command_line(monkeypatch: pytest.MonkeyPa
     import monitor.cli_run
 
     started: list[Any] = []
-    monkeypatch.setattr(monitor.cli_run, "run_worker", started.append)
+    monkeypatch.setattr(monitor.cli_run, "run_worker", lambda settings, references=None: started.append(settings))
     r = CliRunner().invoke(app, ["run", "--broker", "kafka://kafka-1:9094", "--worker-name", "w-7"])
     assert r.exit_code == 0, r.output
     assert started[0].broker == "kafka://kafka-1:9094" and started[0].bootstrap_servers == "kafka-1:9094"

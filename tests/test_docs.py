@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import typing
 from collections import defaultdict
 from pathlib import Path
 
@@ -108,6 +109,9 @@ def _setting(path: list[str]) -> bool:
             return False
         ann = field.annotation
         if i < len(path) - 1:
+            if typing.get_origin(ann) is dict:  # a mapping setting with fixed keys (``fields``): a Literal key
+                keys = typing.get_args(typing.get_args(ann)[0])
+                return i == len(path) - 2 and path[i + 1] in keys
             if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
                 return False
             model = ann
@@ -222,7 +226,7 @@ def test_secret_file_variables_work(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         secret = tmp_path / name
         secret.write_text(f"s3cret-{name}\n", encoding="utf-8")
         monkeypatch.setenv(f"MONITOR_{name}_FILE", str(secret))
-        assert getattr(load_settings(), name.lower()) == f"s3cret-{name}", name
+        assert getattr(load_settings(), name.lower()).get_secret_value() == f"s3cret-{name}", name
         monkeypatch.delenv(f"MONITOR_{name}_FILE")
 
 

@@ -13,8 +13,19 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from monitor.lineprotocol import parse_line, parse_text, read_lp
+from monitor.names import name_problem
 from monitor.report import register, render_report
-from monitor.types import Alert, Evidence, FieldValue, MetricPoint, RetrainRequest, WindowRange
+from monitor.types import (
+    MAX_TIME_NS,
+    MIN_TIME_NS,
+    RESERVED_KEYS,
+    Alert,
+    Evidence,
+    FieldValue,
+    MetricPoint,
+    RetrainRequest,
+    WindowRange,
+)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 W = 300  # window size, s
@@ -23,9 +34,12 @@ T0 = 1_700_000_100  # first window end, epoch s
 # ---------------------------------------------------------------------------------------- line protocol
 
 _chars = st.characters(blacklist_categories=["Cs"])  # every encodable character: spaces, quotes, \, \n, ...
-_keys = st.text(_chars, min_size=1, max_size=12)
-_tag_values = st.text(_chars, max_size=12)  # empty values are dropped by to_line
-_values = st.one_of(st.integers(-(2**63), 2**63), st.floats(), st.booleans(), st.text(_chars, max_size=20))
+_name_chars = st.one_of(_chars, st.sampled_from(list('\\\n\r\t, ="#\x00\x7f\x85\u2028é😀')))
+_keys = st.text(_name_chars, min_size=1, max_size=12).filter(lambda k: k not in RESERVED_KEYS)
+_tag_values = st.text(_name_chars, max_size=12)  # empty values are dropped by to_line
+_values = st.one_of(st.integers(-(2**63), 2**63 - 1), st.floats(allow_nan=False, allow_infinity=False),
+                    st.booleans(), st.text(_name_chars, max_size=20))
+_times = st.integers(MIN_TIME_NS, MAX_TIME_NS)
 
 
 def _typed(fields: tuple[tuple[str, FieldValue], ...]) -> list[tuple[str, type, str]]:
@@ -33,20 +47,75 @@ def _typed(fields: tuple[tuple[str, FieldValue], ...]) -> list[tuple[str, type, 
     return [(k, type(v), repr(v)) for k, v in fields]
 
 
-@settings(max_examples=500, deadline=None)
+def _read_back(v: FieldValue) -> FieldValue:
+    """A string value's newlines are written (and so read back) as the two characters ``\n``/``\r``."""
+    return v.replace("\n", "\\n").replace("\r", "\\r") if isinstance(v, str) else v
+
+
+@settings(max_examples=800, deadline=None)
 @given(_keys, st.lists(st.tuples(_keys, _tag_values), max_size=4),
-       st.lists(st.tuples(_keys, _values), min_size=1, max_size=5), st.integers(-(2**63), 2**63))
+       st.lists(st.tuples(_keys, _values), min_size=1, max_size=5), _times)
 def test_parse_line_inverts_to_line(measurement: str, tags: list[tuple[str, str]],
                                     fields: list[tuple[str, FieldValue]], ts: int) -> None:
+    """Every name the line protocol can carry round-trips exactly; every other one is refused by ``to_line``
+    (never written half-escaped), so no generated name can end a point and start another."""
     p = MetricPoint(measurement, tuple(tags), tuple(fields), ts)
-    q = parse_line(p.to_line())
+    names = [measurement, *(n for k, v in tags if v for n in (k, v)), *(k for k, _ in fields)]  # empty: dropped
+    refused = [n for n in names if name_problem(n) is not None] or measurement.startswith("#")
+    if refused:
+        with pytest.raises(ValueError, match="line protocol"):
+            p.to_line()
+        return
+    line = p.to_line()
+    assert "\n" not in line and "\r" not in line
+    q = parse_line(line)
     assert q.measurement == p.measurement and q.time_ns == p.time_ns
     assert q.tags == tuple((k, v) for k, v in sorted(tags) if v != "")  # to_line sorts, drops empty values
-    assert _typed(q.fields) == _typed(p.fields)
-    if measurement[0] not in "#\r\n":  # in a document those start a comment / blank line
-        doc = parse_text(f"# comment\n{p.to_line()}\r\n\n{p.to_line()}\n")
-        assert [(x.measurement, x.tags, _typed(x.fields), x.time_ns) for x in doc] == [
-            (q.measurement, q.tags, _typed(q.fields), q.time_ns)] * 2
+    assert _typed(q.fields) == _typed(tuple((k, _read_back(v)) for k, v in p.fields))
+    doc = parse_text(f"# comment\n{line}\r\n\n{line}\n")
+    assert [(x.measurement, x.tags, _typed(x.fields), x.time_ns) for x in doc] == [
+        (q.measurement, q.tags, _typed(q.fields), q.time_ns)] * 2
+
+
+@pytest.mark.parametrize("point, why", [
+    (MetricPoint("drift", (("model", "m\nevil,model=pwn value=1 0"),), (("score", 1.0),), 1), "U+000A"),
+    (MetricPoint("drift", (("model", "m\r"),), (("score", 1.0),), 1), "U+000D"),
+    (MetricPoint("drift", (("model", "ends\\"),), (("score", 1.0),), 1), "backslash"),
+    (MetricPoint("drift", (("feature", "a\\,b"),), (("score", 1.0),), 1), "backslash"),
+    (MetricPoint("#drift", (), (("score", 1.0),), 1), "comment"),
+    (MetricPoint("drift", (("time", "x"),), (("score", 1.0),), 1), "reserved"),
+    (MetricPoint("drift", (), (("time", 1.0),), 1), "reserved"),
+    (MetricPoint("drift", (), (), 1), "no fields"),
+    (MetricPoint("drift", (), (("score", math.inf),), 1), "finite"),
+    (MetricPoint("drift", (), (("n", 2**63),), 1), "int64"),
+    (MetricPoint("drift", (), (("score", 1.0),), 2**63 - 1), "range"),
+])
+def test_to_line_refuses_what_the_protocol_cannot_carry(point: MetricPoint, why: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(why)):
+        point.to_line()
+
+
+@pytest.mark.parametrize("line, why", [
+    # what the old to_line wrote for a model named "m\nevil,model=pwn value=1 0": two points in one
+    ("drift,model=m\nevil,model=pwn value=1 0 score=1.0 1", "U+000A"),
+    ("drift,model=m\revil score=1.0 1", "U+000D"),
+    ("drift,model=ends\\ score=1.0 1", "expected a space before the fields"),  # "\\ " escapes the space
+    ("drift,model=a\\\\b score=1.0 1", "backslash"),
+    ('drift,model=m note="two\nlines" 1', "newline inside a string"),
+    ("drift,model=m score=inf 1", "bad field value"),
+    ("drift,model=m score=nan 1", "bad field value"),
+    ("drift,model=m score=+1 1", "bad field value"),
+    ("drift,model=m n=1u 1", "bad field value"),
+    ("drift,model=m n=9223372036854775808i 1", "bad field value"),
+    ("drift,model=m score=1 9223372036854775807", "range"),
+    ("drift,time=x score=1 1", "reserved"),
+    ("drift,model=m time=1 1", "reserved"),
+    ("#drift,model=m score=1 1", "comment"),
+    ("drift,model=m\x00 score=1 1", "U+0000"),
+])
+def test_parser_refuses_what_influxdb_refuses_or_misreads(line: str, why: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(why)):
+        parse_line(line)
 
 
 def test_parse_line_handles_the_tricky_cases() -> None:
@@ -56,7 +125,7 @@ def test_parse_line_handles_the_tricky_cases() -> None:
     assert p.tags == (("a=b", "c d,e"), ("k", "v"))
     assert p.fields == (("f 1", 'say "hi", a=b \\'), ("g", -1.5e-07), ("h", 42), ("t", True), ("u", False))
     assert isinstance(p.field("h"), int) and isinstance(p.field("t"), bool) and p.time_ns == 17
-    assert math.isinf(float(parse_line("m x=inf 1").fields[0][1]))
+    assert parse_line(r"m,k=C:\dir\x v=1 1").tags == (("k", "C:\\dir\\x"),)  # a lone backslash is literal
 
 
 @pytest.mark.parametrize("bad", [
@@ -70,11 +139,14 @@ def test_parse_line_rejects_malformed_input(bad: str) -> None:
 
 def test_read_lp_names_the_bad_line(tmp_path: Path) -> None:
     f = tmp_path / "m.lp"
-    f.write_text('a x="multi\nline" 1\nb y=2 2\nc z= 3\n', encoding="utf-8")
-    with pytest.raises(ValueError, match="line 4"):
+    f.write_text('a x="one" 1\nb y=2 2\nc z= 3\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="line 3"):
         read_lp(f)
-    f.write_text('a x="multi\nline\u2028sep" 1\nb y=2 2\n', encoding="utf-8")
-    assert [p.fields for p in read_lp(f)] == [(("x", "multi\nline\u2028sep"),), (("y", 2.0),)]
+    f.write_text('a x="multi\nline" 1\nb y=2 2\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"line 1: .*newline inside a string"):
+        read_lp(f)
+    f.write_text('a x="line\u2028sep" 1\nb y=2 2\n', encoding="utf-8")  # not a line break in line protocol
+    assert [p.fields for p in read_lp(f)] == [(("x", "line\u2028sep"),), (("y", 2.0),)]
 
 
 # ---------------------------------------------------------------------------------------------- report

@@ -344,12 +344,13 @@ def test_reference_is_the_stable_regime_with_flat_columns() -> None:
 
 
 def test_generation_is_fast() -> None:
+    """CPU time of this process, not wall time: other processes on a loaded CI machine do not count."""
     spec = get_scenario("mixed")
-    t = time.perf_counter()
+    t = time.process_time()
     n = sum(1 for _ in spec.events(seed=0, windows=10, window_s=150.0, rate=20.0))
-    elapsed = time.perf_counter() - t
+    elapsed = time.process_time() - t
     assert n > 50_000
-    assert elapsed < 3.0, f"{n} events took {elapsed:.2f}s"
+    assert elapsed < 3.0, f"{n} events took {elapsed:.2f} s of CPU"
 
 
 # -- files, CLI, producer ---------------------------------------------------------------------------------

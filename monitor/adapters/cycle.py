@@ -39,7 +39,7 @@ from monitor.adapters.health import WorkerMetrics
 from monitor.adapters.influx import BufferFull, SinkUnavailable
 from monitor.config import MonitorSettings
 from monitor.core.reference import ReferenceProfile
-from monitor.events import decode_any
+from monitor.events import DecodeOptions, decode_any
 from monitor.owner import ModelOwner, ReferenceBook
 from monitor.ports import AlertNotifier, MetricSink
 from monitor.source import OBSERVED, SourceAggregator
@@ -110,6 +110,8 @@ class WorkerCycle:
         self.positions = positions
         self.inputs = frozenset(t for t in (settings.predictions_topic, settings.labels_topic) if t)
         self.declared = frozenset(settings.models) if settings.models else None
+        #: what decode accepts and how it reads producers' events, built once from the settings
+        self.decode_options = DecodeOptions.from_settings(settings)
         self.sources: dict[int, SourceAggregator] = {}
         self.ledgers: dict[int, AckLedger] = {}
         self.read: dict[TP, int] = {}
@@ -147,7 +149,8 @@ class WorkerCycle:
         return src
 
     def _ingest_input(self, tp: TP, records: Sequence[Any], now: float, hint: int | None) -> None:
-        s = self.settings
+        options = self.decode_options
+        by_record = options.timestamp_source == "record"  # only then is the record's own timestamp read
         src = self._source(tp.partition)
         ledger = self.ledgers[tp.partition]
         offsets = [r.offset for r in records]
@@ -156,7 +159,7 @@ class WorkerCycle:
         rejected: list[Rejection] = []
         for i, record in enumerate(records):
             out = decode_any(record.value or b"", topic=tp.topic, partition=tp.partition, offset=record.offset,
-                             max_bytes=s.max_event_bytes, models=self.declared)
+                             options=options, now=now, record_timestamp_ms=record.timestamp if by_record else None)
             if isinstance(out, Rejection):
                 rejected.append(out)
             else:

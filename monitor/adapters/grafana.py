@@ -26,6 +26,8 @@ from grafana_client.client import (
     GrafanaUnauthorizedError,
 )
 
+from monitor.redact import redact_url
+
 DATASOURCE_UID = "driftline-influxdb"
 DATASOURCE_NAME = "Driftline InfluxDB"
 FOLDER_UID = "driftline"
@@ -199,7 +201,7 @@ def push(url: str, token: str | None, dashboards_dir: Path, *, influx_url: str, 
         if current is None:
             doing = "creating the datasource"
             grafana.datasource.create_datasource(ds)
-            changes.append(Change("datasource", DATASOURCE_UID, "created", f"{influx_url} db={database}"))
+            changes.append(Change("datasource", DATASOURCE_UID, "created", f"{redact_url(influx_url)} db={database}"))
         else:
             if not influx_token and (current.get("jsonData") or {}).get("httpHeaderName1"):
                 # keep the token Grafana already holds: don't drop the header by re-pushing without --influx-token
@@ -212,7 +214,7 @@ def push(url: str, token: str | None, dashboards_dir: Path, *, influx_url: str, 
                 grafana.datasource.update_datasource_by_uid(DATASOURCE_UID, ds)
                 changes.append(Change("datasource", DATASOURCE_UID, "updated", "changed: " + ", ".join(diff)))
             else:
-                changes.append(Change("datasource", DATASOURCE_UID, "unchanged", influx_url))
+                changes.append(Change("datasource", DATASOURCE_UID, "unchanged", redact_url(influx_url)))
 
         doing = "reading the folder"
         folder = _get_or_none(grafana.folder.get_folder, FOLDER_UID)

@@ -34,6 +34,7 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.domain.write_precision import WritePrecision
 from influxdb_client.rest import ApiException
 
+from monitor.redact import redact_url
 from monitor.types import MetricPoint
 
 log = logging.getLogger("driftline.influx")
@@ -113,7 +114,9 @@ class InfluxSink:
                  client: InfluxDBClient | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
         if max_buffer_points <= 0 or batch_size <= 0 or max_retries < 0:
             raise ValueError("max_buffer_points and batch_size must be > 0, max_retries >= 0")
-        self.url, self.org, self.bucket = url, org, bucket
+        self.org, self.bucket = org, bucket
+        #: the URL as shown in messages and logs: userinfo and secret-looking parameters masked
+        self.url = redact_url(url)
         self.max_retries, self.backoff_s, self.max_backoff_s = max_retries, backoff_s, max_backoff_s
         self.max_buffer_points, self.batch_size = max_buffer_points, batch_size
         self._client = client or InfluxDBClient(url=url, token=token or "", org=org, timeout=int(timeout_s * 1000))

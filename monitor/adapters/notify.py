@@ -27,7 +27,15 @@ from typing import Any
 
 import httpx
 
-from monitor.adapters.notify_http import SIGNATURE_HEADER, DeliveryResult, RetryingPoster, sign
+from monitor.adapters.notify_http import (
+    SIGNATURE_256_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    DeliveryResult,
+    RetryingPoster,
+    sign,
+    sign_timestamped,
+)
 from monitor.adapters.notify_receivers import (
     AlertmanagerReceiver,
     PagerDutyReceiver,
@@ -35,11 +43,13 @@ from monitor.adapters.notify_receivers import (
     SlackReceiver,
     WebhookReceiver,
 )
-from monitor.adapters.receiver import verify_signature
+from monitor.adapters.receiver import verify_signature, verify_timestamped
 from monitor.types import Alert
 
 __all__ = [
+    "SIGNATURE_256_HEADER",
     "SIGNATURE_HEADER",
+    "TIMESTAMP_HEADER",
     "AlertDispatcher",
     "AlertmanagerReceiver",
     "DeliveryResult",
@@ -53,7 +63,9 @@ __all__ = [
     "build_dispatcher",
     "build_dispatcher_from_config",
     "sign",
+    "sign_timestamped",
     "verify_signature",
+    "verify_timestamped",
 ]
 
 log = logging.getLogger("driftline.notify")
@@ -420,6 +432,8 @@ def build_dispatcher_from_config(
     for i, e in enumerate(hooks):
         if not e.get("url"):
             raise ValueError(f"webhooks[{i}]: url is required")
+        if e.get("secret") is not None and not str(e["secret"]).strip():
+            raise ValueError(f"webhooks[{i}]: secret is set but empty (it would send unsigned webhooks)")
         add(WebhookReceiver(str(e["url"]), e.get("secret") or None, _unique(str(e.get("name", "webhook")), taken),
                             external_url=external_url, **retry(e)), e)
     for i, e in enumerate(_entries(cfg, "alertmanager")):

@@ -20,8 +20,14 @@ import httpx
 
 log = logging.getLogger("driftline.notify")
 
-#: header carrying ``sha256=<hex HMAC-SHA256 of the exact body bytes>``
+#: legacy header: ``sha256=<hex HMAC-SHA256 of the exact body bytes>`` (no replay protection; kept for
+#: receivers written against it)
 SIGNATURE_HEADER = "X-Driftline-Signature"
+#: ``t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>." + body>``: the timestamp is signed with the body, so a
+#: receiver that checks it is recent refuses a captured request replayed later (as Stripe and Slack do)
+SIGNATURE_256_HEADER = "X-Driftline-Signature-256"
+#: the signing time (unix seconds), the same ``t`` as in :data:`SIGNATURE_256_HEADER`
+TIMESTAMP_HEADER = "X-Driftline-Timestamp"
 
 
 def sign(secret: str | bytes, body: bytes) -> str:
@@ -46,6 +52,24 @@ def sign(secret: str | bytes, body: bytes) -> str:
     """
     key = secret.encode() if isinstance(secret, str) else secret
     return "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
+def sign_timestamped(secret: str | bytes, body: bytes, timestamp: int) -> str:
+    """The ``X-Driftline-Signature-256`` value: ``t=<timestamp>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>``.
+
+    >>> sign_timestamped("k", b"{}", 1767225600)[:30]
+    't=1767225600,v1=fed6131b41a6ec'
+    """
+    key = secret.encode() if isinstance(secret, str) else secret
+    digest = hmac.new(key, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def signed_headers(secret: str | bytes, body: bytes, now: float) -> dict[str, str]:
+    """The three signature headers for ``body`` signed at ``now`` (legacy, timestamped, timestamp)."""
+    ts = int(now)
+    return {SIGNATURE_HEADER: sign(secret, body), SIGNATURE_256_HEADER: sign_timestamped(secret, body, ts),
+            TIMESTAMP_HEADER: str(ts)}
 
 
 @dataclass(frozen=True)
@@ -143,7 +167,8 @@ class RetryingPoster:
         base: float = min(self.backoff_s * 2.0 ** retry, self.max_backoff_s)
         return base * (0.5 + random.random())
 
-    def post(self, name: str, url: str, body: bytes, headers: Mapping[str, str]) -> DeliveryResult:
+    def post(self, name: str, url: str, body: bytes,
+             headers: Mapping[str, str] | Callable[[], Mapping[str, str]]) -> DeliveryResult:
         """POST ``body`` to ``url``, retrying as documented.
 
         Parameters
@@ -154,8 +179,9 @@ class RetryingPoster:
             Target URL.
         body : bytes
             Request body, sent byte for byte (the signature covers these bytes).
-        headers : mapping
-            Request headers.
+        headers : mapping or callable
+            Request headers, or a function returning them for each attempt (a timestamped signature is
+            renewed on every retry, so a retry minutes later still passes the receiver's tolerance check).
 
         Returns
         -------
@@ -168,7 +194,8 @@ class RetryingPoster:
         for attempt in range(1, attempts + 1):
             resp: httpx.Response | None = None
             try:
-                resp = self.client.post(url, content=body, headers=dict(headers), timeout=self.timeout_s)
+                attempt_headers = headers() if callable(headers) else headers
+                resp = self.client.post(url, content=body, headers=dict(attempt_headers), timeout=self.timeout_s)
                 status = resp.status_code
                 if 200 <= status < 300:
                     return DeliveryResult(True, attempt, status, retried=attempt - 1)

@@ -14,7 +14,7 @@ import httpx
 import orjson
 
 from monitor.adapters.amformat import group_alerts, webhook_payload
-from monitor.adapters.notify_http import EMPTY_RESULT, SIGNATURE_HEADER, DeliveryResult, RetryingPoster, sign
+from monitor.adapters.notify_http import EMPTY_RESULT, DeliveryResult, RetryingPoster, signed_headers
 from monitor.types import Alert, rfc3339
 
 _JSON = {"Content-Type": "application/json"}
@@ -40,7 +40,9 @@ class WebhookReceiver:
     url : str
         Receiver URL.
     secret : str or None
-        HMAC secret; when set every request carries ``X-Driftline-Signature: sha256=<hex>``.
+        HMAC secret; when set every request carries ``X-Driftline-Signature-256: t=<unix s>,v1=<hex>`` (the
+        timestamp signed with the body), ``X-Driftline-Timestamp`` and the legacy ``X-Driftline-Signature:
+        sha256=<hex>`` (docs/webhook-verification.md).
     name : str
         Receiver name (payload ``receiver``, stats key, logs).
     timeout_s, max_retries, backoff_s : float, int, float
@@ -51,12 +53,16 @@ class WebhookReceiver:
         Payload ``externalURL`` (e.g. the Grafana dashboard).
     sleep : callable
         Backoff sleep (injectable for tests).
+    wall_clock : callable
+        Signing time source (epoch seconds; injectable for tests).
     """
 
     def __init__(self, url: str, secret: str | bytes | None = None, name: str = "webhook", timeout_s: float = 5.0,
                  max_retries: int = 5, backoff_s: float = 0.5, *, client: httpx.Client | None = None,
-                 external_url: str = "", sleep: Callable[[float], None] = time.sleep) -> None:
+                 external_url: str = "", sleep: Callable[[float], None] = time.sleep,
+                 wall_clock: Callable[[], float] = time.time) -> None:
         self.url, self.secret, self.name, self.external_url = url, secret or None, name, external_url
+        self.wall_clock = wall_clock
         self.http = RetryingPoster(client, timeout_s=timeout_s, max_retries=max_retries, backoff_s=backoff_s,
                                    sleep=sleep)
 
@@ -72,11 +78,20 @@ class WebhookReceiver:
         result = EMPTY_RESULT
         for group in group_alerts(batch):
             body = self.body(group)
-            headers = dict(_JSON)
-            if self.secret is not None:
-                headers[SIGNATURE_HEADER] = sign(self.secret, body)
-            result = result.merge(self.http.post(self.name, self.url, body, headers), _fingerprints(group))
+            result = result.merge(self.http.post(self.name, self.url, body, self._headers(body)),
+                                  _fingerprints(group))
         return result
+
+    def _headers(self, body: bytes) -> Callable[[], dict[str, str]]:
+        """Headers per attempt: the signatures are made at the attempt's own time."""
+        secret = self.secret
+
+        def make() -> dict[str, str]:
+            if secret is None:
+                return dict(_JSON)
+            return {**_JSON, **signed_headers(secret, body, self.wall_clock())}
+
+        return make
 
     def close(self) -> None:
         """Release the HTTP client if this receiver created it."""

@@ -1,8 +1,9 @@
 """A small local webhook receiver: the demo's pager and the tests' on-call.
 
-Standard library only, so :func:`verify_signature` is exactly the snippet documented in
-``docs/webhook-verification.md``. :class:`WebhookServer` verifies ``X-Driftline-Signature``, records the
-payloads it accepts, and can fail or stall on purpose to exercise retries.
+Standard library only, so :func:`verify_timestamped` and :func:`verify_signature` are the snippets documented
+in ``docs/webhook-verification.md``. :class:`WebhookServer` verifies ``X-Driftline-Signature-256`` (the
+timestamped signature, within a tolerance of its clock), records the payloads it accepts, and can fail or
+stall on purpose to exercise retries.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 SIGNATURE_HEADER = "X-Driftline-Signature"
+SIGNATURE_256_HEADER = "X-Driftline-Signature-256"
+#: how far a signature's timestamp may be from the receiver's clock, either way (replay window)
+TOLERANCE_S = 300
 #: largest body the receiver reads (larger requests get 413)
 MAX_BODY_BYTES = 10 * 1024 * 1024
 
@@ -53,6 +57,31 @@ def verify_signature(secret: bytes | str, body: bytes, header: str | None) -> bo
     return hmac.compare_digest(expected.encode(), header.strip().encode())
 
 
+def verify_timestamped(secret: bytes | str, body: bytes, header: str | None, now: float | None = None,
+                       tolerance_s: float = TOLERANCE_S) -> bool:
+    """Check an ``X-Driftline-Signature-256`` header (``t=<unix s>,v1=<hex>``): the HMAC-SHA256 of
+    ``"<t>." + body`` under ``secret``, signed within ``tolerance_s`` of ``now`` (default: this clock).
+
+    >>> import hashlib, hmac
+    >>> body, t = b'{"version":"4"}', 1767225600
+    >>> header = f"t={t},v1=" + hmac.new(b"s3cret", f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+    >>> verify_timestamped("s3cret", body, header, now=t + 10), verify_timestamped("s3cret", body, header, now=t + 301)
+    (True, False)
+    """
+    if not header:
+        return False
+    fields = dict(part.strip().split("=", 1) for part in header.split(",") if "=" in part)
+    try:
+        timestamp = int(fields["t"])
+    except (KeyError, ValueError):
+        return False
+    if abs((time.time() if now is None else now) - timestamp) > tolerance_s:
+        return False  # too old (a replay) or too far ahead
+    key = secret.encode() if isinstance(secret, str) else secret
+    expected = hmac.new(key, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected.encode(), fields.get("v1", "").encode())
+
+
 class WebhookServer:
     """HTTP receiver on a background thread (``ThreadingHTTPServer``).
 
@@ -72,6 +101,10 @@ class WebhookServer:
         Status returned while failing on purpose.
     delay_s : float
         Every request waits this long before answering (a slow receiver).
+    wall_clock : callable
+        The receiver's clock for the signature's tolerance check (injectable for tests).
+    hold : threading.Event or None
+        When set, every request waits until this event is set (at most 30 s) before it is answered.
 
     Examples
     --------
@@ -82,8 +115,9 @@ class WebhookServer:
 
     def __init__(self, secret: str | bytes | None = None, host: str = "127.0.0.1", port: int = 0,
                  on_alert: Callable[[dict[str, Any]], None] | None = None, fail_first: int = 0,
-                 status_on_fail: int = 503, delay_s: float = 0.0) -> None:
-        self.secret, self.on_alert = secret or None, on_alert
+                 status_on_fail: int = 503, delay_s: float = 0.0,
+                 wall_clock: Callable[[], float] = time.time, hold: threading.Event | None = None) -> None:
+        self.secret, self.on_alert, self.wall_clock, self.hold = secret or None, on_alert, wall_clock, hold
         self.fail_first, self.status_on_fail, self.delay_s = fail_first, status_on_fail, delay_s
         #: accepted payloads, in arrival order (read with :meth:`payloads` from other threads)
         self.received: list[dict[str, Any]] = []
@@ -108,14 +142,16 @@ class WebhookServer:
                 body = self.rfile.read(length)
                 if outer.delay_s:
                     time.sleep(outer.delay_s)
+                if outer.hold is not None:
+                    outer.hold.wait(30)
                 with outer._lock:
                     outer.requests += 1
                     failing = outer.requests <= outer.fail_first
                 if failing:
                     self._reply(outer.status_on_fail)
                     return
-                if outer.secret is not None and not verify_signature(
-                        outer.secret, body, self.headers.get(SIGNATURE_HEADER)):
+                if outer.secret is not None and not verify_timestamped(
+                        outer.secret, body, self.headers.get(SIGNATURE_256_HEADER), now=outer.wall_clock()):
                     with outer._lock:
                         outer.rejected += 1
                     self._reply(401)
@@ -195,8 +231,10 @@ def main(argv: list[str] | None = None) -> None:
             print(f"PAGE {a.get('status')} {labels.get('alertname')} model={labels.get('model')} "
                   f"feature={labels.get('feature', '')} severity={labels.get('severity')}", flush=True)
 
-    server = WebhookServer(secret=os.environ.get("MONITOR_WEBHOOK_SECRET") or None, host=args.host, port=args.port,
-                           on_alert=show)
+    secret = os.environ.get("MONITOR_WEBHOOK_SECRET")
+    if secret is not None and not secret.strip():
+        raise SystemExit("error: MONITOR_WEBHOOK_SECRET is set but empty: unset it to accept unsigned pages")
+    server = WebhookServer(secret=secret, host=args.host, port=args.port, on_alert=show)
     print(f"listening on {server.url}", flush=True)
     try:
         server._server.serve_forever()

@@ -33,7 +33,7 @@ from faust.types import TP
 from monitor.adapters.batching import BatchConsumer, RecordBatch
 from monitor.adapters.cycle import WorkerCycle
 from monitor.adapters.health import WorkerMetrics
-from monitor.config import MonitorSettings, parse_duration
+from monitor.config import MonitorSettings, parse_duration, reveal
 from monitor.core.reference import ReferenceProfile
 from monitor.owner import ReferenceBook
 from monitor.ports import AlertNotifier, MetricSink
@@ -68,7 +68,7 @@ def _security(settings: MonitorSettings) -> Any:
         if settings.ssl_certfile:
             ctx.load_cert_chain(settings.ssl_certfile, settings.ssl_keyfile)
     if settings.security_protocol.startswith("SASL"):
-        return faust.SASLCredentials(username=settings.sasl_username or "", password=settings.sasl_password or "",
+        return faust.SASLCredentials(username=settings.sasl_username or "", password=reveal(settings.sasl_password) or "",
                                      mechanism=settings.sasl_mechanism or "PLAIN", ssl_context=ctx)
     return faust.SSLCredentials(ctx)
 

@@ -22,6 +22,8 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from monitor.names import check_name
+
 FORMAT_VERSION = 1
 OUTPUTS = ("score", "prediction", "label")
 IGNORED = ("request_id", "timestamp", "model", "model_version", "latency_ms", "error")
@@ -134,6 +136,16 @@ class ReferenceProfile:
     task: Literal["classification", "regression"] | None = None
     performance: Mapping[str, float] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        # these names become InfluxDB tags: refuse what the line protocol cannot carry (monitor.names)
+        if not self.model:
+            raise ValueError("the model name is empty")
+        check_name(self.model, "model name")
+        for name in (*self.numeric, *self.categorical):
+            if not name:
+                raise ValueError("a feature name is empty")
+            check_name(name, "feature name")
 
     def to_dict(self) -> dict[str, Any]:
         return {

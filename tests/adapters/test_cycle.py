@@ -108,7 +108,7 @@ class Sink:
 
 class Clock:
     def __init__(self) -> None:
-        self.now = 1_000_000.0
+        self.now = T0 + 3_600.0  # a wall clock after the events (the decoder rejects events far ahead of it)
 
     def __call__(self) -> float:
         return self.now

@@ -352,3 +352,11 @@ def test_the_main_cli_has_the_dashboards_commands() -> None:
     assert r.exit_code == 0
     for opt in ("--url", "--token", "--influx-url", "--influx-db", "--bucket", "--folder", "GRAFANA_URL", "GRAFANA_TOKEN"):
         assert opt in r.output, opt
+
+
+def test_push_never_reports_credentials_in_the_datasource_url(grafana: FakeGrafana) -> None:
+    url = "http://reader:pw-7f3a@influx:8086/?u=reader&p=pq-55e1&token=tk-19c2"
+    for _ in range(2):  # created, then unchanged
+        details = " ".join(detail for _k, _u, _a, detail in run_push(grafana, influx_url=url))
+        assert not {"pw-7f3a", "pq-55e1", "tk-19c2"} & set(details.replace("=", " ").replace("&", " ").split())
+        assert "pw-7f3a" not in details and "influx:8086" in details

@@ -17,8 +17,9 @@ from monitor.adapters.notify import (
     SlackReceiver,
     WebhookReceiver,
     sign,
+    sign_timestamped,
 )
-from monitor.adapters.receiver import verify_signature
+from monitor.adapters.receiver import verify_signature, verify_timestamped
 from monitor.types import Alert
 
 T0 = 1767225900.0  # 2026-01-01T00:05:00Z
@@ -110,7 +111,53 @@ def test_signature_is_hmac_sha256_of_exact_body():
     assert not verify_signature("s3cret", req.content, None) and not verify_signature("s3cret", req.content, "")
     rec = Recorder()
     webhook(rec).send([alert()])
-    assert "X-Driftline-Signature" not in rec.requests[0].headers
+    assert not {"X-Driftline-Signature", "X-Driftline-Signature-256", "X-Driftline-Timestamp"} & set(
+        rec.requests[0].headers)
+
+
+def test_timestamped_signature_covers_time_and_body_and_is_renewed_per_attempt():
+    rec = Recorder(statuses=[503, 503])
+    clock = iter([T0, T0 + 7.9, T0 + 40.2])
+    assert webhook(rec, secret="s3cret", wall_clock=lambda: next(clock)).send([alert()]).ok
+    assert len(rec.requests) == 3 and len({r.content for r in rec.requests}) == 1  # same body every attempt
+    for req, t in zip(rec.requests, (int(T0), int(T0 + 7.9), int(T0 + 40.2)), strict=True):
+        expected = hmac.new(b"s3cret", f"{t}.".encode() + req.content, hashlib.sha256).hexdigest()
+        assert req.headers["X-Driftline-Timestamp"] == str(t)
+        assert req.headers["X-Driftline-Signature-256"] == f"t={t},v1={expected}" == sign_timestamped(
+            "s3cret", req.content, t)
+        assert req.headers["X-Driftline-Signature"] == sign("s3cret", req.content)  # legacy header kept
+        assert verify_timestamped("s3cret", req.content, req.headers["X-Driftline-Signature-256"], now=t + 299)
+
+
+@pytest.mark.parametrize("tamper", ["body", "secret", "old", "future", "timestamp", "missing", "garbage", "no_v1"])
+def test_timestamped_verification_refuses(tamper):
+    body, t = b'{"version":"4"}', int(T0)
+    header = sign_timestamped("s3cret", body, t)
+    secret, now = "s3cret", T0 + 5
+    if tamper == "body":
+        body += b" "
+    elif tamper == "secret":
+        secret = "other"
+    elif tamper == "old":  # a captured request replayed six minutes later
+        now = T0 + 301
+    elif tamper == "future":
+        now = T0 - 301
+    elif tamper == "timestamp":  # the time changed without re-signing
+        header = header.replace(f"t={t}", f"t={t + 60}")
+    elif tamper == "missing":
+        header = ""
+    elif tamper == "garbage":
+        header = "t=soon,v1=xyz"
+    elif tamper == "no_v1":
+        header = f"t={t}"
+    assert not verify_timestamped(secret, body, header, now=now)
+
+
+def test_an_empty_configured_secret_is_refused():
+    from monitor.adapters.notify import build_dispatcher_from_config
+
+    with pytest.raises(ValueError, match="secret is set but empty"):
+        build_dispatcher_from_config({"webhooks": [{"url": "http://x", "secret": ""}]})
 
 
 def test_5xx_five_times_then_ok_is_delivered_once_with_five_retries():

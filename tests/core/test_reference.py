@@ -1,6 +1,7 @@
 """Reference profiles: golden tests on small tables, readers, round trip, versioning."""
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -225,3 +226,25 @@ def test_round_trip_is_exact(tmp_path):
     p.save(tmp_path / "p.json")
     q = ReferenceProfile.load(tmp_path / "p.json")
     assert q.to_dict() == p.to_dict()
+
+
+@pytest.mark.parametrize("model, column, expected", [
+    ("fraud\nevil,model=pwn value=1 0", "amount", "model name 'fraud\\nevil,model=pwn value=1 0' contains a control"),
+    ("fraud", "amount\r", "feature name 'amount\\r' contains a control character (U+000D)"),
+    ("fraud", "amount\\", "feature name 'amount\\\\' has a backslash at its end"),
+    ("", "amount", "the model name is empty"),
+])
+def test_profiles_refuse_names_the_metrics_store_cannot_carry(tmp_path, model, column, expected):
+    """Reference names become InfluxDB tags: a profile with such a name is refused when built and when
+    loaded (a hand-edited or foreign file), with the reason."""
+    table = pd.DataFrame({column: np.arange(100.0), "ok, name = fine": ["a", "b"] * 50})
+    with pytest.raises(ValueError, match="^" + re.escape(expected)):
+        build_profile(model, table)
+    good = build_profile("fraud", table.rename(columns={column: "amount"})).to_dict()
+    good["model"] = model
+    good["numeric"][0]["name"] = column
+    path = tmp_path / "ref.json"
+    path.write_text(json.dumps(good))
+    with pytest.raises(ValueError, match=re.escape(f"{path}: {expected}")):
+        ReferenceProfile.load(path)
+    assert set(build_profile("fraud", table.rename(columns={column: "amount"})).categorical) == {"ok, name = fine"}
