@@ -108,10 +108,36 @@ def _run(kafka_broker: str, tmp_path: Path, keying: str, kill: bool) -> None:
         b.stop()
     written = _written(files)
     wrong = {k: (sorted(written.get(k, ())), v) for k, v in expected.items() if written.get(k) != {v}}
+    if wrong:
+        print("DIAGNOSIS", _diagnose(kafka_broker, name, topics["predictions"], wrong))
     assert not wrong, f"{len(wrong)} of {len(expected)} window values missing or different: " \
                       f"{dict(list(wrong.items())[:8])}"
     extra = set(written) - set(expected)
     assert not extra, f"points for windows the pipeline does not have: {sorted(extra)[:5]}"
+
+
+def _diagnose(bootstrap: str, group: str, topic: str, wrong: dict) -> str:
+    """Per source: the partials of the first wrong window (generations, events, bin totals) and the events the
+    input partition holds for it."""
+    from monitor.wire import PartialRecord, decode, state_from_wire
+    from tests.integration.harness import read_topic
+
+    model, t_ns = next((k[1], k[4]) for k in wrong)
+    start = t_ns / 1e9 - W
+    lines = []
+    for r in read_topic(bootstrap, f"{group}.partials"):
+        rec = decode(r.value)
+        if isinstance(rec, PartialRecord) and rec.model == model and rec.start == start:
+            st = state_from_wire(rec.state) if rec.state is not None else None
+            lines.append(f"partition {r.partition} offset {r.offset}: source {rec.source} epoch {rec.epoch} "
+                         f"seq {rec.seq} events {st.events if st else None} "
+                         f"bins {int(st.num_counts.sum()) if st is not None and st.num_counts is not None else None}")
+    per_partition: dict[int, int] = defaultdict(int)
+    for r in read_topic(bootstrap, topic):
+        e = orjson.loads(r.value)
+        if e.get("model") == model and start <= parse_timestamp(e["timestamp"]) < start + W:
+            per_partition[r.partition] += 1
+    return "\n".join([f"{model} window start {start}", *lines, f"input events per partition: {dict(per_partition)}"])
 
 
 @pytest.mark.parametrize("keying", ["request_id", "none", "model"])
