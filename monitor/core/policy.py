@@ -256,11 +256,7 @@ class Policy:
                                          or covered.get((c.alertname, c.feature, c.metric), 0) >= rank[severity]
                                          or self._chance(model, f, c) >= level):
                 severity = None
-            where = f" in {f.segment}"
-            drift = c.alertname in ("FeatureDrift", "PredictionDrift")
-            firing = c.firing.replace(" drifted (", f" drifted{where} (", 1) if drift else c.firing + where
-            out.append(replace(c, severity=severity, firing=firing, current=c.current + where,
-                               extra=(("segment", f.segment),)))
+            out.append(replace(c, severity=severity, extra=(("segment", f.segment),)))
         return out
 
     def _chance(self, model: WindowFacts, f: WindowFacts, c: _Condition) -> float:
@@ -449,7 +445,7 @@ class Policy:
             headline = cond.firing.replace("{threshold}", cond.fmt(threshold))
         else:
             headline = f"{cond.alertname} resolved, {cond.current} ({level} threshold {cond.fmt(threshold)})"
-        lines = [f"{headline}.", f"Window {alerttext.window_text(f.window, f.events)}."]
+        lines = [f"{headline}.", f"Window {alerttext.window_text(f.window, f.events, labels.get('segment', ''))}."]
         if cond.moved:
             lines.append(f"What moved: {cond.moved}.")
         if status == "resolved":
@@ -457,8 +453,7 @@ class Policy:
         return Alert(
             labels=labels,
             annotations={
-                # a segment's headline names the segment ("amount drifted in country=PL (psi=…)")
-                "summary": f"{f.model if cond.extra else alerttext.scope(labels)}: {headline}",
+                "summary": f"{alerttext.scope(labels)}: {headline}",
                 "description": "\n".join(lines),
                 "value": f"{value:.6g}",
                 "threshold": f"{threshold:.6g}",
