@@ -18,6 +18,7 @@ belongs to no segment of its feature (it is unseen or missing for the feature, a
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -34,7 +35,7 @@ from monitor.points import performance_points, window_points
 from monitor.types import MetricPoint, WindowRange
 
 if TYPE_CHECKING:
-    from monitor.config import MonitorSettings
+    from monitor.config import MonitorSettings, PolicyConfig
     from monitor.finalize import Finalizer, Out
 
 #: per event, its segment key per segment feature (None: in no segment of that feature)
@@ -214,6 +215,36 @@ def refresh_perf(final: WindowState, parts: Sequence[WindowState]) -> None:
         sub.perf = perf
 
 
+#: KS: the two-sample critical value factor at 5 % (D > c·√(1/n + 1/m))
+KS_C = 1.358
+#: Cramér's V (χ² with one degree of freedom, the largest): √χ²₀.₉₅(1) = 1.96
+V_C = 1.96
+#: PSI over 10 bins: χ²₀.₉₅(9) · (1/n + 1/m) is its sampling noise at 5 %
+PSI_C = 16.92
+
+
+def noise_margins(policy: PolicyConfig, n: int, m: int) -> PolicyConfig:
+    """The policy a segment-window is decided with: each decision statistic's threshold raised by its own
+    sampling noise at 5 % for ``n`` window events against ``m`` reference rows, so a segment flags only
+    when its effect clears the threshold with 95 % confidence (a small window's statistic is biased up:
+    a seasonal wobble the whole model tolerates would otherwise flag in some of many small segments).
+
+    >>> from monitor.config import PolicyConfig
+    >>> p = noise_margins(PolicyConfig(), 200, 1000)
+    >>> round(p.methods["ks"].effect_floor, 3), round(p.methods["psi"].warning, 3)
+    (0.205, 0.202)
+    """
+    inv = 1 / max(n, 1) + 1 / max(m, 1)
+    margin = {"ks": KS_C * math.sqrt(inv), "chi2": V_C * math.sqrt(inv), "psi": PSI_C * inv}
+    methods = {}
+    for name, cfg in policy.methods.items():
+        add = margin.get(name)
+        methods[name] = cfg if add is None else cfg.model_copy(update={
+            "warning": cfg.warning + add,
+            "effect_floor": cfg.effect_floor + add if cfg.effect_floor is not None else None})
+    return policy.model_copy(update={"methods": methods})
+
+
 # -- finalizing (stage 2) --------------------------------------------------------------------------------------
 @dataclass
 class SegmentWindow:
@@ -258,7 +289,9 @@ def close(finalizer: Finalizer, window: SegmentWindow | None, model: str, versio
             continue
         ref, binner = seg.profile(key), seg.binner(key)
         stats = window.stats.get(key)
-        drift = finalizer.decide(stats, ref, sub.events, window.significant[key]) if stats is not None else []
+        drift = finalizer.decide(stats, ref, sub.events, window.significant[key],
+                                 noise_margins(finalizer.settings.policy, sub.events, ref.rows)) \
+            if stats is not None else []
         seg_tags = (*tags, ("segment", key))
         out.points.extend(window_points(sub, drift, seg_tags, t_ns, rng.end - rng.start,
                                         binner if sub.num_counts is not None else None, finalizer.settings.policy,
