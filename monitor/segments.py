@@ -22,6 +22,7 @@ import math
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import repeat
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -29,10 +30,10 @@ import numpy as np
 from monitor.core.aggregate import Batch, Outcome, PerformanceState, WindowState
 from monitor.core.binning import FeatureBinner, StatResult
 from monitor.core.policy import WindowFacts, joint_significance
-from monitor.core.reference import ReferenceProfile
+from monitor.core.reference import CategoricalProfile, ReferenceProfile
 from monitor.core.segment_profiles import OTHER, segment_key
 from monitor.points import performance_points, window_points
-from monitor.types import MetricPoint, WindowRange
+from monitor.types import PREDICTION_FEATURE, MetricPoint, WindowRange
 
 if TYPE_CHECKING:
     from monitor.config import MonitorSettings, PolicyConfig
@@ -49,7 +50,7 @@ class _Feature:
 
     name: str
     column: int  # index in the model binner's categorical columns
-    slot: dict[str, int]
+    slot: dict[str | None, int]  # category → slot; None (missing) and other values: -1
     keys: list[str]
     binners: list[FeatureBinner]
     profiles: list[ReferenceProfile]
@@ -61,11 +62,14 @@ class Segmenter:
     """The segments of one reference profile for the configured segment features."""
 
     features: list[_Feature]
+    #: per categorical column of the model's binner: category → slot (None → -1); the unseen slot is its size
+    cat_index: list[dict[str | None, int]]
     by_key: dict[str, tuple[_Feature, int]] = field(default_factory=dict)
     _interned: dict[RowKeys, RowKeys] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.by_key = {key: (f, i) for f in self.features for i, key in enumerate(f.keys)}
+        self.cat_unseen = np.array([len(index) - 1 for index in self.cat_index], dtype=np.int64)
 
     @classmethod
     def build(cls, binner: FeatureBinner, features: Sequence[str]) -> Segmenter | None:
@@ -76,7 +80,7 @@ class Segmenter:
             if not profs or name not in binner.categorical_names:
                 continue
             values = list(profs)
-            slot = {v: i for i, v in enumerate(values) if v != OTHER}
+            slot: dict[str | None, int] = {None: -1, **{v: i for i, v in enumerate(values) if v != OTHER}}
             if OTHER in profs:
                 other = values.index(OTHER)
                 for c in profile.categorical[name].categories:
@@ -84,7 +88,12 @@ class Segmenter:
             out.append(_Feature(name, binner.categorical_names.index(name), slot,
                                 [segment_key(name, v) for v in values], [FeatureBinner(profs[v]) for v in values],
                                 [profs[v] for v in values], [v != OTHER for v in values]))
-        return cls(out) if out else None
+        cats = [profile.prediction if name == PREDICTION_FEATURE else profile.categorical[name]
+                for name in binner.categorical_names]
+        index: list[dict[str | None, int]] = [
+            {None: -1, **({c: i for i, c in enumerate(p.categories)} if isinstance(p, CategoricalProfile) else {})}
+            for p in cats]
+        return cls(out, index) if out else None
 
     @property
     def keys(self) -> list[str]:
@@ -105,44 +114,77 @@ class Segmenter:
         return f.name if f.own[i] else None
 
     # -- stage 1 ----------------------------------------------------------------------------------------
-    def assign(self, batch: Batch) -> list[np.ndarray]:
-        """Per segment feature, each event's slot (-1: no segment). ``batch`` was built with the model's binner."""
+    def assign(self, batch: Batch) -> Assignment:
+        """Which segments each event of ``batch`` (built with the model's binner) belongs to, and the batch's
+        category codes, computed once for every segment (their categories are the model's)."""
         cols = batch.categorical or []
-        out = []
-        for f in self.features:
-            get = f.slot.get
-            col = cols[f.column]
-            out.append(np.fromiter((get(v, -1) if v is not None else -1 for v in col), dtype=np.int64, count=len(col)))
-        return out
+        n = len(batch.events)
+        # dict lookups mapped in C (the dicts map None, a missing value, to -1)
+        slots = [np.array(list(map(f.slot.get, cols[f.column], repeat(-1, n))), dtype=np.int64).reshape(n)
+                 for f in self.features]
+        codes = np.empty((len(self.cat_index), n), dtype=np.int64)
+        for j, (index, unseen) in enumerate(zip(self.cat_index, self.cat_unseen.tolist(), strict=True)):
+            codes[j] = np.array(list(map(index.get, cols[j], repeat(unseen, n))), dtype=np.int64)
+        # the sub-states' view of the batch: categorical counts come from the codes instead
+        view = Batch(batch.events, batch.ts, batch.numeric, None, batch.latency, batch.error, batch.p_correct)
+        return Assignment(slots, codes, view)
 
-    def ingest(self, state: WindowState, batch: Batch, rows: np.ndarray, slots: Sequence[np.ndarray]) -> None:
-        """Add the rows ``rows`` of ``batch`` to their segments' sub-states (created on first use)."""
+    def ingest(self, state: WindowState, rows: np.ndarray, a: Assignment) -> None:
+        """Add the rows ``rows`` of the assigned batch to their segments' sub-states (created on first use)."""
         if rows.size == 0:
             return
         subs = state.segments if state.segments is not None else {}
-        for f, s in zip(self.features, slots, strict=True):
+        for f, s in zip(self.features, a.slots, strict=True):
             mine = s[rows]
             order = np.argsort(mine, kind="stable")
             ordered = mine[order]
             starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
             ends = np.r_[starts[1:], ordered.size]
-            for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
-                i = int(ordered[a])
+            for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True):
+                i = int(ordered[lo])
                 if i < 0:
                     continue
                 key = f.keys[i]
+                binner = f.binners[i]
                 sub = subs.get(key)
                 if sub is None:
-                    sub = subs[key] = WindowState.empty(f.binners[i])
-                sub.ingest(batch, rows[order[a:b]], f.binners[i])
+                    sub = subs[key] = WindowState.empty(binner)
+                sub_rows = rows[order[lo:hi]]
+                sub.ingest(a.view, sub_rows, binner)
+                if sub.cat_counts is not None and sub.cat_missing is not None and sub.cat_unseen is not None \
+                        and self.cat_index:
+                    counts, missing, unseen = self._cat_counts(a.codes[:, sub_rows], sub.cat_counts.shape[1])
+                    sub.cat_counts += counts
+                    sub.cat_missing += missing
+                    sub.cat_unseen += unseen
         if subs:
             state.segments = subs
 
-    def row_keys(self, slots: Sequence[np.ndarray], n: int) -> list[RowKeys]:
+    def _cat_counts(self, codes: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(counts, missing, unseen)`` per categorical feature from category codes (one ``bincount``)."""
+        f = codes.shape[0]
+        present = codes >= 0
+        missing = (codes.shape[1] - present.sum(axis=1)).astype(np.int64)
+        flat = (codes + (np.arange(f, dtype=np.int64) * width)[:, None])[present]
+        counts = np.bincount(flat, minlength=f * width).reshape(f, width).astype(np.int64)
+        return counts, missing, counts[np.arange(f), self.cat_unseen]
+
+    def row_keys(self, a: Assignment) -> list[RowKeys]:
         """Per event its keys (for the label join); equal tuples are one object."""
-        names = [np.array([*f.keys, None], dtype=object)[s] for f, s in zip(self.features, slots, strict=True)]
+        names = [np.array([*f.keys, None], dtype=object)[s] for f, s in zip(self.features, a.slots, strict=True)]
         interned = self._interned
-        return [interned.setdefault(t, t) for t in zip(*names, strict=True)] if names else [NO_KEYS] * n
+        return [interned.setdefault(t, t) for t in zip(*names, strict=True)]
+
+
+@dataclass
+class Assignment:
+    """One batch's segments: per segment feature each event's slot (-1: none), the category codes of every
+    categorical feature (-1 missing, the feature's unseen slot for a category the reference lacks), and the
+    batch without its categorical columns (what the sub-states ingest besides the codes)."""
+
+    slots: list[np.ndarray]
+    codes: np.ndarray
+    view: Batch
 
 
 _CACHE: weakref.WeakKeyDictionary[FeatureBinner, dict[tuple[str, ...], Segmenter | None]] = \

@@ -364,7 +364,7 @@ class SourceAggregator:
                 mp.late_events += int(counted.sum())
                 self._count_late(mp, version, ts[counted])
         batch = Batch.build(events, mp.binner) if mp.binner is not None else None
-        slots = mp.segmenter.assign(batch) if mp.segmenter is not None and batch is not None else None
+        assigned = mp.segmenter.assign(batch) if mp.segmenter is not None and batch is not None else None
         for start, rows in spec.starts(ts):
             if cu is not None and start + spec.size <= cu:
                 continue
@@ -377,12 +377,12 @@ class SourceAggregator:
             if batch is None:
                 batch = Batch.build(events, None)
             state.ingest(batch, rows, mp.binner)
-            if slots is not None and mp.segmenter is not None:
-                mp.segmenter.ingest(state, batch, rows, slots)
+            if assigned is not None and mp.segmenter is not None:
+                mp.segmenter.ingest(state, rows, assigned)
             pending = mp.unbinned.get(key)
             if pending is not None:
                 pending.extend(events[i] for i in rows.tolist())
-        keys = mp.segmenter.row_keys(slots, len(events)) if slots is not None and mp.segmenter is not None \
+        keys = mp.segmenter.row_keys(assigned) if assigned is not None and mp.segmenter is not None \
             and self.settings.labels_topic else None
         self._remember(mp, version, events, late, keys)
 
@@ -540,7 +540,7 @@ class SourceAggregator:
             batch = Batch.build(rows, mp.binner)
             binned.ingest(batch, np.arange(len(rows)), mp.binner)
             if mp.segmenter is not None:  # segments of these rows (labels joined before are the model's only)
-                mp.segmenter.ingest(binned, batch, np.arange(len(rows)), mp.segmenter.assign(batch))
+                mp.segmenter.ingest(binned, np.arange(len(rows)), mp.segmenter.assign(batch))
             state.num_counts, state.num_missing, state.num_oor = binned.num_counts, binned.num_missing, binned.num_oor
             state.cat_counts, state.cat_missing, state.cat_unseen = binned.cat_counts, binned.cat_missing, binned.cat_unseen
             state.raw = binned.raw

@@ -162,7 +162,7 @@ def test_a_feature_with_100000_values_stays_at_k_plus_one_segments():
         s = WindowState.empty(binner)
         rows = np.arange(len(evs))
         s.ingest(batch, rows, binner)
-        seg.ingest(s, batch, rows, seg.assign(batch))
+        seg.ingest(s, rows, seg.assign(batch))
         return s
 
     known = prof.categorical["merchant"].categories

@@ -48,7 +48,7 @@ def _state(seed: int, exact: bool, n: int) -> WindowState:
     s.ingest(batch, np.arange(n), binner)
     seg = segmenter_for(binner, MonitorSettings(segments=["c"]))
     assert seg is not None
-    seg.ingest(s, batch, np.arange(n), seg.assign(batch))
+    seg.ingest(s, np.arange(n), seg.assign(batch))
     for e in evs[: n // 2]:
         s.perf.update(int(rng.integers(2)), e.prediction, "classification")
         for sub in (s.segments or {}).values():
