@@ -311,3 +311,17 @@ def test_segment_performance_follows_the_label_join(profile: ReferenceProfile):
             acc[p.tag("segment")] = float(p.field("value"))  # type: ignore[arg-type]
     assert acc["country=FR"] == 0.0 and acc["country=DE"] == 1.0
     assert 0.8 < acc[None] < 0.9
+
+
+def test_the_benchmark_outcomes_hold_on_a_small_seed():
+    """Pins `python -m simulations.bench_segments`: the 5 % segment is flagged in its first window at ≥ 4,000
+    events per window with everything else quiet; the stable scenarios flag no more with segments on."""
+    from simulations.bench_segments import detection
+
+    res = detection(seeds=1, windows=6)
+    (shift,) = res["segment_shift"]
+    assert shift["events_per_window"] >= 4000 and shift["first_window_flagged"] and shift["quiet_elsewhere"]
+    assert {segment for _, segment in shift["alerts"]} == {"country=PL"}
+    off, on = res["stable"]["off"], res["stable"]["on"]
+    assert on["segment_feature_windows"] > 5 * on["model_feature_windows"]  # segments were really measured
+    assert on["model_flags"] + on["segment_flags"] <= off["model_flags"] and on["alerts"] <= off["alerts"]
