@@ -544,6 +544,9 @@ class SourceAggregator:
             state.num_counts, state.num_missing, state.num_oor = binned.num_counts, binned.num_missing, binned.num_oor
             state.cat_counts, state.cat_missing, state.cat_unseen = binned.cat_counts, binned.cat_missing, binned.cat_unseen
             state.raw = binned.raw
+            for key, sub in (binned.segments or {}).items():  # labels already joined to a segment stay
+                if state.segments is not None and key in state.segments:
+                    sub.perf = state.segments[key].perf
             state.segments = binned.segments
         state.late += mp.unattributed_late
         state.invalid += mp.unattributed_invalid

@@ -21,7 +21,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from scipy import stats as sps
 
 from monitor.config import PolicyConfig
 from monitor.core import alerttext, explain
@@ -33,7 +32,7 @@ TESTS = ("ks", "chi2")
 PSEUDO_FEATURES = ("__prediction__", "__score__")
 
 
-def test_alpha(policy: PolicyConfig, methods: Iterable[str] = TESTS) -> float:
+def family_alpha(policy: PolicyConfig, methods: Iterable[str] = TESTS) -> float:
     """The false-discovery rate of a window's test family: the smallest ``alpha`` of its test methods."""
     cfgs = [policy.methods.get(m) for m in methods]
     return min((c.alpha if c is not None and c.alpha else 0.01 for c in cfgs), default=0.01)
@@ -52,7 +51,7 @@ def joint_significance(groups: Sequence[Sequence[StatResult]], policy: PolicyCon
     tests = [(g, s) for g, stats in enumerate(groups) for s in stats if s.method in TESTS and s.p_value is not None]
     out: list[dict[str, bool]] = [{} for _ in groups]
     if tests:
-        alpha = test_alpha(policy, {s.method for _, s in tests})
+        alpha = family_alpha(policy, {s.method for _, s in tests})
         reject, _ = benjamini_hochberg(np.array([s.p_value for _, s in tests], dtype=np.float64), alpha)
         for (g, s), rej in zip(tests, reject, strict=True):
             out[g][s.feature] = out[g].get(s.feature, False) or bool(rej)
@@ -233,47 +232,35 @@ class Policy:
         seg_conditions: list[_Condition] = []
         for sf in segments:
             sst = st.segments.setdefault(sf.segment, PolicyState())
-            conds = self._segment_conditions(facts, conditions, sf, sst, len(segments))
+            conds = self._segment_conditions(conditions, sf, sst)
             alerts += self._transitions(sf, sst, conds)
             seg_conditions += conds
         retrain = self._retrain(facts, st, conditions + seg_conditions, segments)
         return alerts, retrain
 
-    def _segment_conditions(self, model: WindowFacts, model_conds: Sequence[_Condition], f: WindowFacts,
-                            st: PolicyState, m: int) -> list[_Condition]:
+    def _segment_conditions(self, model_conds: Sequence[_Condition], f: WindowFacts,
+                            st: PolicyState) -> list[_Condition]:
         """A segment's conditions, labelled ``segment``. One flags only when the segment-window has at least
-        ``min_window_events`` events, when its change is significant at the test alpha over the window's
-        ``m`` segments (Bonferroni: error rate against the whole model's, accuracy and missing rate against
-        the segment's reference) — drift is already decided in one family with the model's tests — and when
-        the whole model does not raise the same alert at the same or a higher severity (its page covers it)."""
-        rank = {None: 0, "warning": 1, "critical": 2}
-        covered = {(c.alertname, c.feature, c.metric): rank[c.severity] for c in model_conds if c.severity}
-        level = test_alpha(self.config) / max(m, 1)
+        ``min_window_events`` events, when it clears its threshold with 95 % confidence at the segment-window's
+        size (error, missing and unseen rates and accuracy by their binomial standard error; drift was decided
+        with noise margins already), and when the whole model does not raise the same alert at the same or a
+        higher severity (its page covers it)."""
+        covered = {(c.alertname, c.feature, c.metric): _RANK[c.severity] for c in model_conds if c.severity}
+        extra = (("segment", f.segment),)
+        opened = {key[:3] for key in st.alerts}
         out = []
         for c in self._conditions(f, st):
             severity = c.severity
-            if severity is not None and (f.events < self.config.min_window_events
-                                         or covered.get((c.alertname, c.feature, c.metric), 0) >= rank[severity]
-                                         or self._chance(model, f, c) >= level):
-                severity = None
-            out.append(replace(c, severity=severity, extra=(("segment", f.segment),)))
+            if severity is not None:
+                if f.events < self.config.min_window_events:
+                    severity = None
+                else:
+                    severity = min(severity, _confident(f, c), key=lambda v: _RANK[v])
+                if severity is not None and covered.get((c.alertname, c.feature, c.metric), 0) >= _RANK[severity]:
+                    severity = None
+            if severity is not None or (c.alertname, c.feature, c.metric) in opened:
+                out.append(replace(c, severity=severity, extra=extra))  # clean and never opened: nothing to do
         return out
-
-    def _chance(self, model: WindowFacts, f: WindowFacts, c: _Condition) -> float:
-        """One-sided p-value of a segment condition's change under "the segment is like its baseline"."""
-        if c.alertname == "ErrorRate" and model.error_rate is not None and f.events:
-            return float(sps.binom.sf(f.errors - 1, f.events, min(max(model.error_rate, 1e-9), 1.0)))
-        if c.alertname in ("AccuracyDrop", "EstimatedAccuracyDrop"):
-            value, threshold = c.levels["warning"]
-            base = threshold + self.config.accuracy_drop_warning
-            n = f.accuracy_n if c.alertname == "AccuracyDrop" else f.events
-            se = math.sqrt(max(base * (1 - base), 1e-12) / max(n, 1))
-            return float(sps.norm.sf((base - value) / se))
-        if c.alertname == "DataQuality" and c.metric == "missing_rate" and f.events:
-            ref = f.reference_missing.get(c.feature, 0.0)
-            k = round(f.missing_rate.get(c.feature, 0.0) * f.events)
-            return float(sps.binom.sf(k - 1, f.events, ref)) if ref > 0 else 0.0
-        return 0.0
 
     # -- conditions -----------------------------------------------------------------------------
     def _conditions(self, f: WindowFacts, st: PolicyState) -> list[_Condition]:
@@ -548,6 +535,37 @@ class Policy:
             window=f.window, evidence=tuple(evidence), consecutive_windows=n, cooldown_s=cooldown,
             drift_since=since if since is not None else f.window.start, reference=f.reference_id,
         )]
+
+
+_RANK: dict[str | None, int] = {None: 0, "warning": 1, "critical": 2}
+#: one-sided 95 %: a segment's rate or accuracy must clear its threshold by this many standard errors
+Z_95 = 1.645
+
+
+def _confident(f: WindowFacts, c: _Condition) -> str | None:
+    """The highest severity whose threshold ``c``'s value clears by :data:`Z_95` binomial standard errors
+    (at the threshold) for the segment-window's size; conditions without a rate (drift, latency) keep theirs.
+
+    >>> cond = _Condition("ErrorRate", "", "error_rate", "warning", {"warning": (0.06, 0.05), "critical": (0.06, 0.2)},
+    ...                   "", "")
+    >>> _confident(WindowFacts("m", None, WindowRange(0, 1), 200, (), None, 12, 0.06, False, False, None, 0, None,
+    ...                        {}, {}, None, {}), cond) is None  # 12 of 200: not surely over 5 %
+    True
+    """
+    lower_is_worse = c.alertname in ("AccuracyDrop", "EstimatedAccuracyDrop")
+    if not (lower_is_worse or c.alertname in ("ErrorRate", "DataQuality")):
+        return c.severity
+    n = f.accuracy_n if c.alertname == "AccuracyDrop" else f.events
+    best: str | None = None
+    for level in SEVERITIES:
+        if level not in c.levels:
+            continue
+        value, threshold = c.levels[level]
+        p = min(max(threshold, 1e-9), 1 - 1e-9)
+        margin = Z_95 * math.sqrt(p * (1 - p) / max(n, 1))
+        if (value + margin <= threshold) if lower_is_worse else (value - margin >= threshold):
+            best = level
+    return best
 
 
 def _streak(count: int, since: float | None, bad: bool, start: float) -> tuple[int, float | None]:
