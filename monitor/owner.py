@@ -291,8 +291,10 @@ class ModelOwner:
         self.finalizer.close(name, version, rng, merged, reference, binner, out)
         merged.raw = None
         w.final = merged
+        segments.trim(merged)
         for p in parts:
             p.state.raw = None
+            segments.trim(p.state)
         if w.warmup:
             rows = [r for s in sorted(w.warmup) for r in w.warmup[s]]
             rows.sort(key=lambda r: (r["timestamp"], r["request_id"]))

@@ -32,6 +32,7 @@ from monitor.core.binning import FeatureBinner, StatResult
 from monitor.core.policy import WindowFacts, joint_significance
 from monitor.core.reference import CategoricalProfile, ReferenceProfile
 from monitor.core.segment_profiles import OTHER, segment_key
+from monitor.core.sketch import LatencySketch
 from monitor.points import performance_points, window_points
 from monitor.types import PREDICTION_FEATURE, MetricPoint, WindowRange
 
@@ -248,6 +249,16 @@ def label(state: WindowState, keys: RowKeys, out: Outcome) -> None:
             sub = state.segments.get(key)
             if sub is not None:
                 sub.perf.add(out)
+
+
+def trim(state: WindowState) -> None:
+    """Once a window's segments are published (stage 1) or finalized (stage 2), only their label outcomes
+    can still change: drop their bins and sketches (closed windows are kept for ``label_grace``)."""
+    for sub in (state.segments or {}).values():
+        sub.num_counts = sub.num_missing = sub.num_oor = None
+        sub.cat_counts = sub.cat_missing = sub.cat_unseen = None
+        sub.latency = LatencySketch()
+        sub.error_top = {}
 
 
 def refresh_perf(final: WindowState, parts: Sequence[WindowState]) -> None:

@@ -544,9 +544,9 @@ class SourceAggregator:
             state.num_counts, state.num_missing, state.num_oor = binned.num_counts, binned.num_missing, binned.num_oor
             state.cat_counts, state.cat_missing, state.cat_unseen = binned.cat_counts, binned.cat_missing, binned.cat_unseen
             state.raw = binned.raw
-            for key, sub in (binned.segments or {}).items():  # labels already joined to a segment stay
-                if state.segments is not None and key in state.segments:
-                    sub.perf = state.segments[key].perf
+            for seg_key, sub in (binned.segments or {}).items():  # labels already joined to a segment stay
+                if state.segments is not None and seg_key in state.segments:
+                    sub.perf = state.segments[seg_key].perf
             state.segments = binned.segments
         state.late += mp.unattributed_late
         state.invalid += mp.unattributed_invalid
@@ -566,6 +566,7 @@ class SourceAggregator:
                                epoch=self.epoch, seq=0, profile=mp.profile if state.num_counts is not None else None,
                                state=state_to_wire(state), warmup=warmup)
         state.raw = None
+        segments.trim(state)
         mp.closed[key] = _Closed(state)
         return record
 

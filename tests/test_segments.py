@@ -325,3 +325,39 @@ def test_the_benchmark_outcomes_hold_on_a_small_seed():
     off, on = res["stable"]["off"], res["stable"]["on"]
     assert on["segment_feature_windows"] > 5 * on["model_feature_windows"]  # segments were really measured
     assert on["model_flags"] + on["segment_flags"] <= off["model_flags"] and on["alerts"] <= off["alerts"]
+
+
+def test_segment_alerts_and_baselines_survive_a_takeover(profile: ReferenceProfile):
+    """The owner's checkpoint carries each segment's open alerts and baselines: a new owner does not page again."""
+    st = settings_()
+    first = Monitor(st, {"m": profile})
+    evs = [e for w in range(3) for e in events(4000, T0 + w * 300, 299, seed=w, pl_shift=20.0 if w >= 1 else 0.0)]
+    _, alerts, _ = run(first, evs)
+    assert any(a.labels.get("segment") == "country=PL" for a in alerts)
+    cp = orjson.loads(orjson.dumps(first.owner.checkpoint("m")))
+    state = first.owner.finalizer.policy.state("m", "v1")
+    assert "country=PL" in state.segments and state.segments["country=PL"].alerts
+    second = Monitor(st, {"m": profile})
+    second.owner.restore(cp)
+    assert second.owner.finalizer.policy.state("m", "v1") == state
+    later = [e for e in events(4000, T0 + 3 * 300, 299, seed=9, pl_shift=20.0)]
+    _, again, _ = run(second, later)
+    assert not [a for a in again if a.status == "firing"]  # still firing from before: no new page
+
+
+def test_a_warm_up_profile_is_built_with_the_configured_segments():
+    """Without a profile, the model's first events become its reference — with the configured segments; windows
+    open when it arrives are binned at close, segments included."""
+    st = settings_(warmup_events=3000)
+    mon = Monitor(st, {})
+    evs = [e for w in range(4) for e in events(2000, T0 + w * 300, 299, seed=w, pl_shift=20.0 if w >= 3 else 0.0)]
+    pts, _, _ = run(mon, evs)
+    prof = mon.book.get("m")
+    assert prof is not None and list(prof.segments) == ["country", "device"]
+    assert set(prof.segments["country"]) <= set(COUNTRIES) and "US" in prof.segments["country"]
+    segs = {(p.tag("segment"), window(p)) for p in pts if p.measurement == "drift" and p.tag("segment")}
+    # windows 0 and 1 built the profile; window 2 was open when it came (its rows are binned at close)
+    assert {w for s, w in segs if s == "country=US"} == {2, 3}
+    flagged = {(p.tag("segment"), window(p)) for p in pts if p.measurement == "drift" and p.field("drifted") is True
+               and p.tag("method") in st.policy.decision_methods}
+    assert flagged == {("country=PL", 3)}
