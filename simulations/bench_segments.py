@@ -24,7 +24,7 @@ import argparse
 import statistics
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -195,7 +195,7 @@ def cost(n: int = 120_000, per_window: int = 20_000, repeats: int = 3) -> dict[s
         path.write_bytes(b"\n".join(raw) + b"\n")
         decoded = [decode_any(r) for r in raw]
         events = [e for e in decoded if isinstance(e, PredictionEvent)]
-        rates: dict[str, list[float]] = {"replay off": [], "replay on": [], "pipeline off": [], "pipeline on": []}
+        rates: dict[str, list[float]] = defaultdict(list)
         for _ in range(repeats):
             for on in (False, True):
                 settings = MonitorSettings(window="5m", segments=SEGMENTS if on else [], labels_topic="")
@@ -204,12 +204,22 @@ def cost(n: int = 120_000, per_window: int = 20_000, repeats: int = 3) -> dict[s
                 rates[f"replay {'on' if on else 'off'}"].append(summary.events / summary.seconds)
                 mon = Monitor(settings, {"bench": profile})
                 t = time.perf_counter()
+                ingest = finalize = 0.0  # CPU seconds: observing events (stage 1) / finalizing windows (stage 2)
                 for i in range(0, len(events), 2000):
+                    c = time.process_time()
                     mon.observe(events[i:i + 2000])
+                    c2 = time.process_time()
                     mon.advance()
+                    ingest, finalize = ingest + c2 - c, finalize + time.process_time() - c2
+                c = time.process_time()
                 mon.close_all()
-                rates[f"pipeline {'on' if on else 'off'}"].append(len(events) / (time.perf_counter() - t))
-        out["events_per_s"] = {k: statistics.median(v) for k, v in rates.items()}
+                finalize += time.process_time() - c
+                key = "on" if on else "off"
+                rates[f"pipeline {key}"].append(len(events) / (time.perf_counter() - t))
+                rates[f"ingest us/event {key}"].append(ingest / len(events) * 1e6)
+                rates[f"finalize ms/window {key}"].append(finalize / (n / per_window) * 1e3)
+        out["events_per_s"] = {k: statistics.median(v) for k, v in rates.items() if " us/" not in k and " ms/" not in k}
+        out["cpu"] = {k: statistics.median(v) for k, v in rates.items() if " us/" in k or " ms/" in k}
         for on in (False, True):
             from monitor.lineprotocol import read_lp
 
@@ -227,6 +237,8 @@ def cost(n: int = 120_000, per_window: int = 20_000, repeats: int = 3) -> dict[s
             state = state_from_wire(rec.state)  # type: ignore[attr-defined]
             out[f"state bytes {'on' if on else 'off'}"] = state.nbytes()
             out[f"wire bytes {'on' if on else 'off'}"] = len(encode(rec))
+            closed = next(iter(mon.source.models["bench"].closed.values())).state  # kept for label_grace
+            out[f"closed bytes {'on' if on else 'off'}"] = closed.nbytes()
     return out
 
 
@@ -281,7 +293,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for kind in ("replay", "pipeline"):
         print(f"  {kind:8} events/s: off {eps[kind + ' off']:,.0f}, on {eps[kind + ' on']:,.0f} "
               f"(ratio {eps[kind + ' on'] / eps[kind + ' off']:.2f})")
-    print(f"  state per model-window: {c['state bytes off']:,} B off, {c['state bytes on']:,} B on in memory; "
+    cpu = c["cpu"]
+    print(f"  pipeline CPU: ingest {cpu['ingest us/event off']:.1f} µs/event off, {cpu['ingest us/event on']:.1f} on; "
+          f"finalize {cpu['finalize ms/window off']:.0f} ms/window off, {cpu['finalize ms/window on']:.0f} on")
+    print(f"  state per model-window: {c['state bytes off']:,} B off, {c['state bytes on']:,} B on in memory "
+          f"(a closed window kept for label_grace: {c['closed bytes off']:,} B off, {c['closed bytes on']:,} B on); "
           f"{c['wire bytes off']:,} B off, {c['wire bytes on']:,} B on as a partial record")
     print(f"  InfluxDB series: {c['series off']:,} off, {c['series on']:,} on (+{c['series on'] - c['series off']:,}); "
           f"points per window {c['points per window off']:,.0f} off, {c['points per window on']:,.0f} on")
