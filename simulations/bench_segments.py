@@ -38,6 +38,7 @@ from monitor.core.segment_profiles import with_segments
 from monitor.events import decode_any
 from monitor.pipeline import Monitor
 from monitor.scenarios import get_scenario
+from monitor.segments import trimmed_nbytes
 from monitor.types import LabelEvent, MetricPoint, PredictionEvent
 from monitor.wire import encode, state_from_wire
 
@@ -238,7 +239,7 @@ def cost(n: int = 120_000, per_window: int = 20_000, repeats: int = 3) -> dict[s
             out[f"state bytes {'on' if on else 'off'}"] = state.nbytes()
             out[f"wire bytes {'on' if on else 'off'}"] = len(encode(rec))
             closed = next(iter(mon.source.models["bench"].closed.values())).state  # kept for label_grace
-            out[f"closed bytes {'on' if on else 'off'}"] = closed.nbytes()
+            out[f"closed bytes {'on' if on else 'off'}"] = trimmed_nbytes(closed)
     return out
 
 

@@ -361,3 +361,20 @@ def test_a_warm_up_profile_is_built_with_the_configured_segments():
     flagged = {(p.tag("segment"), window(p)) for p in pts if p.measurement == "drift" and p.field("drifted") is True
                and p.tag("method") in st.policy.decision_methods}
     assert flagged == {("country=PL", 3)}
+
+
+def test_the_example_subscriber_passes_the_segments_on():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "retraining_subscriber.py"
+    spec = importlib.util.spec_from_file_location("retraining_subscriber", path)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    event = {"id": "x", "data": {"model": "m", "evidence": [
+        {"feature": "income", "method": "psi", "score": 3.0, "threshold": 0.1, "segment": "country=PL"},
+        {"feature": "income", "method": "psi", "score": 0.2, "threshold": 0.1}]}}
+    env = mod.environment(event)
+    assert env["DRIFTLINE_SEGMENTS"] == "country=PL" and env["DRIFTLINE_FEATURES"] == "income"
+    assert mod.environment({"id": "y", "data": {"evidence": []}})["DRIFTLINE_SEGMENTS"] == ""
