@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from monitor.config import PolicyConfig
-from monitor.core import alerttext, explain
+from monitor.core import alerttext, explain, segment_policy
 from monitor.core.binning import StatResult
 from monitor.core.drift.multitest import benjamini_hochberg
 from monitor.types import Alert, DriftResult, Evidence, RetrainRequest, WindowRange, rfc3339
@@ -240,27 +240,9 @@ class Policy:
 
     def _segment_conditions(self, model_conds: Sequence[_Condition], f: WindowFacts,
                             st: PolicyState) -> list[_Condition]:
-        """A segment's conditions, labelled ``segment``. One flags only when the segment-window has at least
-        ``min_window_events`` events, when it clears its threshold with 95 % confidence at the segment-window's
-        size (error, missing and unseen rates and accuracy by their binomial standard error; drift was decided
-        with noise margins already), and when the whole model does not raise the same alert at the same or a
-        higher severity (its page covers it)."""
-        covered = {(c.alertname, c.feature, c.metric): _RANK[c.severity] for c in model_conds if c.severity}
-        extra = (("segment", f.segment),)
-        opened = {key[:3] for key in st.alerts}
-        out = []
-        for c in self._conditions(f, st):
-            severity = c.severity
-            if severity is not None:
-                if f.events < self.config.min_window_events:
-                    severity = None
-                else:
-                    severity = min(severity, _confident(f, c), key=lambda v: _RANK[v])
-                if severity is not None and covered.get((c.alertname, c.feature, c.metric), 0) >= _RANK[severity]:
-                    severity = None
-            if severity is not None or (c.alertname, c.feature, c.metric) in opened:
-                out.append(replace(c, severity=severity, extra=extra))  # clean and never opened: nothing to do
-        return out
+        """A segment's conditions, labelled ``segment`` and guarded (monitor/core/segment_policy.py)."""
+        return segment_policy.guard(self._conditions(f, st), model_conds, f, {key[:3] for key in st.alerts},
+                                    self.config.min_window_events)
 
     # -- conditions -----------------------------------------------------------------------------
     def _conditions(self, f: WindowFacts, st: PolicyState) -> list[_Condition]:
@@ -535,37 +517,6 @@ class Policy:
             window=f.window, evidence=tuple(evidence), consecutive_windows=n, cooldown_s=cooldown,
             drift_since=since if since is not None else f.window.start, reference=f.reference_id,
         )]
-
-
-_RANK: dict[str | None, int] = {None: 0, "warning": 1, "critical": 2}
-#: one-sided 95 %: a segment's rate or accuracy must clear its threshold by this many standard errors
-Z_95 = 1.645
-
-
-def _confident(f: WindowFacts, c: _Condition) -> str | None:
-    """The highest severity whose threshold ``c``'s value clears by :data:`Z_95` binomial standard errors
-    (at the threshold) for the segment-window's size; conditions without a rate (drift, latency) keep theirs.
-
-    >>> cond = _Condition("ErrorRate", "", "error_rate", "warning", {"warning": (0.06, 0.05), "critical": (0.06, 0.2)},
-    ...                   "", "")
-    >>> _confident(WindowFacts("m", None, WindowRange(0, 1), 200, (), None, 12, 0.06, False, False, None, 0, None,
-    ...                        {}, {}, None, {}), cond) is None  # 12 of 200: not surely over 5 %
-    True
-    """
-    lower_is_worse = c.alertname in ("AccuracyDrop", "EstimatedAccuracyDrop")
-    if not (lower_is_worse or c.alertname in ("ErrorRate", "DataQuality")):
-        return c.severity
-    n = f.accuracy_n if c.alertname == "AccuracyDrop" else f.events
-    best: str | None = None
-    for level in SEVERITIES:
-        if level not in c.levels:
-            continue
-        value, threshold = c.levels[level]
-        p = min(max(threshold, 1e-9), 1 - 1e-9)
-        margin = Z_95 * math.sqrt(p * (1 - p) / max(n, 1))
-        if (value + margin <= threshold) if lower_is_worse else (value - margin >= threshold):
-            best = level
-    return best
 
 
 def _streak(count: int, since: float | None, bad: bool, start: float) -> tuple[int, float | None]:
