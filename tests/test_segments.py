@@ -378,3 +378,16 @@ def test_the_example_subscriber_passes_the_segments_on():
     env = mod.environment(event)
     assert env["DRIFTLINE_SEGMENTS"] == "country=PL" and env["DRIFTLINE_FEATURES"] == "income"
     assert mod.environment({"id": "y", "data": {"evidence": []}})["DRIFTLINE_SEGMENTS"] == ""
+
+
+def test_a_value_the_line_protocol_cannot_carry_pools_into_other():
+    """A segment value becomes a tag (``segment=feature=value``): one with a control character never gets its own
+    segment (it pools into ``__other__``), and a hand-edited profile with one is refused when loaded."""
+    rng = np.random.default_rng(1)
+    t = pd.DataFrame({"x": rng.normal(0, 1, 3000), "c": ["ok"] * 1500 + ["bad\nvalue"] * 1000 + ["rest"] * 500})
+    prof = with_segments(build_profile("m", t, built_at="2026-01-01T00:00:00Z"), t, ["c"])
+    assert list(prof.segments["c"]) == ["ok", "rest", OTHER] and prof.segments["c"][OTHER].rows == 1000
+    data = prof.to_dict()
+    data["segments"]["c"][0]["value"] = "o\rk"
+    with pytest.raises(ValueError, match=r"segment 'c=o\\rk' contains a control character"):
+        ReferenceProfile.from_dict(data)
