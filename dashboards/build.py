@@ -12,7 +12,11 @@ from typing import Any
 
 DS = {"type": "influxdb", "uid": "driftline-influxdb"}
 HERE = Path(__file__).resolve().parent
-COMMON = '"model" =~ /^$model$/ AND "window" =~ /^$window$/ AND "model_version" =~ /^$model_version$/'
+MODEL = '"model" =~ /^$model$/ AND "window" =~ /^$window$/ AND "model_version" =~ /^$model_version$/'
+#: the whole model: points without a segment tag (docs/measurements.md, "Segments")
+COMMON = MODEL + ' AND "segment" = \'\''
+#: the segments picked in $segment (All: every segment), never the whole model
+SEGMENTS = MODEL + ' AND "segment" =~ /^$segment$/ AND "segment" != \'\''
 #: drift against the baseline picked in the ``baseline`` variable: training (points without the tag) or a
 #: sample baseline (``raw``: the value is a regular expression of its own, not escaped by Grafana)
 BASELINE = '"baseline" =~ /^${baseline:raw}$/'
@@ -52,8 +56,13 @@ def base_vars(feature: bool = False, baseline: bool = False) -> list[dict[str, A
     return out
 
 
-def target(query: str, ref: str = "A", alias: str = "") -> dict[str, Any]:
-    return {"refId": ref, "datasource": DS, "query": query, "rawQuery": True, "resultFormat": "time_series",
+def segment_var() -> dict[str, Any]:
+    """``$segment``: the segments a model's points carry (``country=PL``…); alert links set it."""
+    return var("segment", 'SHOW TAG VALUES FROM "throughput" WITH KEY = "segment" WHERE "model" =~ /^$model$/')
+
+
+def target(query: str, ref: str = "A", alias: str = "", fmt: str = "time_series") -> dict[str, Any]:
+    return {"refId": ref, "datasource": DS, "query": query, "rawQuery": True, "resultFormat": fmt,
             "alias": alias}
 
 
@@ -142,9 +151,9 @@ def annotation(name: str, colour: str, query: str, *, title: str, text: str, tag
 def annotations() -> list[dict[str, Any]]:
     return [
         annotation("Alerts", "red",
-                   'SELECT "firing", "alertname", "severity", "feature", "baseline", "model" FROM "alerts" '
+                   'SELECT "firing", "alertname", "severity", "feature", "baseline", "segment", "model" FROM "alerts" '
                    'WHERE "model" =~ /^$model$/ AND $timeFilter', title="alertname", text="feature",
-                   tags="model,severity,baseline"),
+                   tags="model,severity,baseline,segment"),
         annotation("Retraining", "purple",
                    'SELECT "requested", "evidence", "reason", "model" FROM "retraining" WHERE "model" =~ /^$model$/ '
                    'AND $timeFilter', title="reason", text="evidence", tags="model"),
@@ -174,12 +183,19 @@ def fleet() -> dict[str, Any]:
             kind="stat", w=6, h=5, thresholds=[("green", None), ("orange", 1), ("red", 3)]),
         lay.panel("Open alerts", [target(
             'SELECT sum("firing") FROM (SELECT last("firing") AS "firing" FROM "alerts" WHERE "model" =~ /^$model$/ '
-            'AND $timeFilter GROUP BY "alertname", "feature", "severity", "baseline")')],
-            kind="stat", w=6, h=5, thresholds=[("green", None), ("red", 1)]),
+            'AND $timeFilter GROUP BY "alertname", "feature", "severity", "baseline", "segment")')],
+            kind="stat", w=6, h=5, thresholds=[("green", None), ("red", 1)],
+            description="The model's and its segments' alerts that are firing."),
         lay.panel("Events in the last window", [target(
             f'SELECT last("events") FROM "throughput" WHERE {COMMON} AND $timeFilter')], kind="stat", w=6, h=5),
         lay.panel("p95 latency now", [target(
             f'SELECT last("p95") FROM "latency" WHERE {COMMON} AND $timeFilter')], kind="stat", w=6, h=5, unit="ms"),
+        lay.panel("Drifted segment-windows", [target(
+            f'SELECT count("drifted_features") FROM "drift_summary" WHERE {MODEL} AND "segment" != \'\' '
+            'AND "drifted_features" > 0 AND $timeFilter')], kind="stat", w=6, h=5,
+            thresholds=[("green", None), ("orange", 1)],
+            description="Windows of a segment (country=PL…) with at least one drifted feature in the time range; "
+                        "the drift dashboard lists them."),
     ]
     return dashboard("driftline-fleet", "Driftline · Fleet overview", panels, base_vars(baseline=True), annotations())
 
@@ -224,8 +240,44 @@ def drift() -> dict[str, Any]:
             f'FROM "data_quality" WHERE {COMMON} AND "feature" = \'__event__\' AND $timeFilter '
             'GROUP BY time($__interval) fill(none)')], w=24),
     ]
-    return dashboard("driftline-drift", "Driftline · Model drift", panels, base_vars(feature=True, baseline=True),
-                     annotations())
+    panels += segment_panels(lay)
+    return dashboard("driftline-drift", "Driftline · Model drift", panels,
+                     [*base_vars(feature=True, baseline=True), segment_var()], annotations())
+
+
+def segment_panels(lay: Layout) -> list[dict[str, Any]]:
+    """The drift dashboard's segments row: which segment-windows drifted, and the picked segments' series
+    (segments are compared with the training profile only: their points have no ``baseline`` tag)."""
+    seg = f'{SEGMENTS} AND "feature" =~ /^$feature$/'
+    gs = 'GROUP BY time($__interval), "segment" fill(none)'
+    return [
+        lay.row("Segments ($segment)"),
+        lay.panel("Segment-windows that drifted", [target(
+            f'SELECT "drifted_features", "features" FROM "drift_summary" WHERE {SEGMENTS} '
+            'AND "drifted_features" > 0 AND $timeFilter GROUP BY "segment"', fmt="table")], kind="table", w=24, h=8,
+            description="One row per window of a segment with at least one drifted feature (newest first in "
+                        "Grafana's table sort); pick the segment in $segment to see its series below.",
+            extra={"options": {"showHeader": True, "sortBy": [{"displayName": "Time", "desc": True}]}}),
+        lay.panel("PSI per feature in the picked segments", [target(
+            f'SELECT max("score") FROM "drift" WHERE {seg} AND "method" = \'psi\' AND $timeFilter '
+            'GROUP BY time($__interval), "segment", "feature" fill(none)', alias="$tag_segment $tag_feature")],
+            thresholds=[("green", None), ("orange", 0.1), ("red", 0.25)],
+            description="Each segment against the reference rows of its own value."),
+        lay.panel("KS statistic per feature in the picked segments", [target(
+            f'SELECT max("score") FROM "drift" WHERE {seg} AND "method" = \'ks\' AND $timeFilter '
+            'GROUP BY time($__interval), "segment", "feature" fill(none)', alias="$tag_segment $tag_feature")],
+            thresholds=[("green", None), ("orange", 0.1), ("red", 0.2)]),
+        lay.panel("Events per segment", [target(
+            f'SELECT sum("events") FROM "throughput" WHERE {SEGMENTS} AND $timeFilter {gs}',
+            alias="$tag_segment")], w=8),
+        lay.panel("Error rate per segment", [target(
+            f'SELECT mean("rate") FROM "errors" WHERE {SEGMENTS} AND $timeFilter {gs}', alias="$tag_segment")],
+            w=8, unit="percentunit"),
+        lay.panel("Accuracy per segment (labels, else estimated)", [target(
+            f'SELECT mean("value") FROM "performance" WHERE {SEGMENTS} AND "metric" =~ /^(accuracy|estimated_accuracy)$/ '
+            'AND $timeFilter GROUP BY time($__interval), "segment", "metric" fill(none)',
+            alias="$tag_segment $tag_metric")], w=8, unit="percentunit"),
+    ]
 
 
 def ops() -> dict[str, Any]:
@@ -244,12 +296,12 @@ def ops() -> dict[str, Any]:
             f'SELECT sum("invalid") FROM "data_quality" WHERE {COMMON} AND "feature" = \'__event__\' '
             'AND $timeFilter GROUP BY time($__interval), "model" fill(none)', alias="$tag_model")]),
         lay.panel("Retraining requests", [target(
-            f'SELECT count("requested") FROM "retraining" WHERE {COMMON} AND $timeFilter '
+            f'SELECT count("requested") FROM "retraining" WHERE {MODEL} AND $timeFilter '
             'GROUP BY time($__interval), "model", "reason" fill(none)', alias="$tag_model $tag_reason")]),
         lay.panel("Alert transitions (firing 1 / resolved 0)", [target(
-            f'SELECT last("firing") FROM "alerts" WHERE {COMMON} AND $timeFilter '
-            'GROUP BY time($__interval), "model", "alertname", "feature", "baseline" fill(none)',
-            alias="$tag_model $tag_alertname $tag_feature $tag_baseline")], w=24, kind="state-timeline",
+            f'SELECT last("firing") FROM "alerts" WHERE {MODEL} AND $timeFilter '
+            'GROUP BY time($__interval), "model", "alertname", "feature", "baseline", "segment" fill(none)',
+            alias="$tag_model $tag_alertname $tag_feature $tag_baseline $tag_segment")], w=24, kind="state-timeline",
             thresholds=[("green", None), ("red", 1)]),
     ]
     variables = [*base_vars(), var("worker", 'SHOW TAG VALUES FROM "driftline_worker" WITH KEY = "worker"')]

@@ -16,6 +16,7 @@ environment:
 ``DRIFTLINE_WINDOW_END``    … and its end: ``[DRIFT_SINCE, WINDOW_END)`` is the data that moved
 ``DRIFTLINE_REFERENCE``     ``sha256:…`` content hash of the reference profile it was compared against
 ``DRIFTLINE_FEATURES``      comma-separated features named in the evidence
+``DRIFTLINE_SEGMENTS``      comma-separated segments (``country=PL``) named in the evidence; empty: the whole model
 ``DRIFTLINE_EVIDENCE``      the evidence list as JSON
 ``DRIFTLINE_EVENT``         the whole CloudEvent as JSON
 =========================== =========================================================================
@@ -78,6 +79,7 @@ def environment(event: dict[str, Any]) -> dict[str, str]:
     window = data.get("window") or {}
     evidence = data.get("evidence") or []
     features = sorted({str(e.get("feature", "")) for e in evidence if isinstance(e, dict)} - {""})
+    segments = sorted({str(e.get("segment", "")) for e in evidence if isinstance(e, dict)} - {""})
     return {
         "DRIFTLINE_EVENT_ID": str(event["id"]),
         "DRIFTLINE_MODEL": str(data.get("model", event.get("subject", ""))),
@@ -88,6 +90,7 @@ def environment(event: dict[str, Any]) -> dict[str, str]:
         "DRIFTLINE_WINDOW_END": str(window.get("end", "")),
         "DRIFTLINE_REFERENCE": str(data.get("reference", "")),
         "DRIFTLINE_FEATURES": ",".join(features),
+        "DRIFTLINE_SEGMENTS": ",".join(segments),
         "DRIFTLINE_EVIDENCE": json.dumps(evidence),
         "DRIFTLINE_EVENT": json.dumps(event),
     }

@@ -74,17 +74,28 @@ def reference_build(
     fine_bins: Annotated[int, typer.Option(help="Fine quantile bins per numeric feature (KS, Wasserstein).")] = 100,
     psi_bins: Annotated[int, typer.Option(help="Coarse quantile bins for PSI.")] = 10,
     ks_sample: Annotated[int, typer.Option(help="Reference values kept for exact KS.")] = 5000,
+    segments: Annotated[str, typer.Option(
+        help="Categorical features to profile per value too, comma-separated (as `segments` in the config).",
+        metavar="FEATURE,…")] = "",
+    segment_max_values: Annotated[int, typer.Option(
+        min=1, help="Per segment feature, the N most frequent values get a segment; the rest pool into "
+                    "__other__ (as `segment_max_values` in the config).")] = 20,
 ) -> None:
     """Build a reference profile from a table of reference data."""
     from monitor.core.reference import build_profile, read_table
+    from monitor.core.segment_profiles import with_segments
 
     if not out_path.parent.is_dir():
         raise fail(f"--out {out_path}: directory {out_path.parent} does not exist")
     if out_path.is_dir():
         raise fail(f"--out {out_path} is a directory; give the profile's file name, e.g. {out_path / (model + '.json')}")
+    features = [f.strip() for f in segments.split(",") if f.strip()]
     try:
         table = read_table(data)
         profile = build_profile(model, table, fine_bins=fine_bins, psi_bins=psi_bins, ks_sample_size=ks_sample)
+        if features:
+            profile = with_segments(profile, table, features, segment_max_values, fine_bins=fine_bins,
+                                    psi_bins=psi_bins)
     except (OSError, ValueError) as exc:
         raise fail(f"{data}: {exc}") from None
     try:
@@ -102,6 +113,8 @@ def reference_build(
     for name, cat in profile.categorical.items():
         t.add_row(name, "categorical", str(len(cat.categories)), f"{cat.missing_rate:.1%}")
     out.print(t)
+    for feature, values in profile.segments.items():
+        out.print(f"segments of {feature}: " + ", ".join(f"{v} ({p.rows:,} rows)" for v, p in values.items()))
     if profile.performance:
         out.print("baseline performance: " + ", ".join(f"{k}={v:.4f}" for k, v in profile.performance.items()))
 
@@ -118,6 +131,7 @@ def replay(
     """Backtest a monitor configuration on logged traffic: the streaming pipeline over a file."""
     from monitor.pipeline import load_references
     from monitor.replay import replay_file
+    from monitor.segments import check_references
 
     settings = settings_or_exit(config, window=window, reference=reference)
     if not file.is_file():
@@ -131,6 +145,7 @@ def replay(
     if settings.reference is not None:
         try:
             refs = load_references(settings.reference)
+            check_references(refs, settings)
         except (OSError, ValueError) as exc:
             raise fail(f"reference {settings.reference}: {exc}") from None
     elif settings.warmup_events == 0:

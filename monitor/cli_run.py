@@ -64,6 +64,7 @@ def run_worker(settings: MonitorSettings, references: Mapping[str, ReferenceProf
     from monitor.adapters.worker import ReferenceWatcher, build_app
     from monitor.owner import ReferenceBook
     from monitor.pipeline import load_references
+    from monitor.segments import check_references
 
     # structured logs on our own handler: faust's Worker resets the root logger's level
     handler = logging.StreamHandler()
@@ -78,6 +79,10 @@ def run_worker(settings: MonitorSettings, references: Mapping[str, ReferenceProf
     log = logging.getLogger("driftline.run")
     if references is None:
         references = load_references(settings.reference) if settings.reference else {}
+    try:
+        check_references(references, settings)  # a profile without the configured segments: stop here
+    except ValueError as exc:
+        raise SystemExit(f"error: reference {settings.reference}: {exc}") from None
     if not references and settings.warmup_events == 0:
         settings = settings.model_copy(update={"warmup_events": 2000})
         log.warning("event=no_reference warmup_events=2000 (each model's first events become its reference)")

@@ -27,7 +27,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from monitor.baselines_config import BaselinesConfig
 from monitor.config_types import (
@@ -254,6 +254,12 @@ class MonitorSettings(BaseSettings):
     warmup_events: Annotated[int, Field(ge=0)] = 0
     #: keep raw values to compute exact KS (matches scipy.ks_2samp) instead of binned KS
     exact_ks: bool = False
+    #: categorical features whose values get their own window state (docs/measurements.md, "Segments");
+    #: MONITOR_SEGMENTS=country,device or a JSON list. The reference must be built with the same segments
+    segments: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: per segment feature, at most this many values (the most frequent in the reference) get their own
+    #: state; the other values seen in the reference pool into ``__other__``
+    segment_max_values: int = Field(default=20, ge=1, le=1000)
 
     reference: Path | None = None
     influx_url: SecretUrl | None = None
@@ -299,6 +305,32 @@ class MonitorSettings(BaseSettings):
     def _check_topic(cls, v: str) -> str:
         if not _TOPIC.match(v):
             raise ValueError(f"{v!r} is not a Kafka topic name (1-249 of A-Z a-z 0-9 . _ -)")
+        return v
+
+    @field_validator("segments", mode="before")
+    @classmethod
+    def _split_segments(cls, v: Any) -> Any:
+        if isinstance(v, str):  # from the environment: "country,device" or a JSON list
+            text = v.strip()
+            if text.startswith("["):
+                import json
+
+                try:
+                    return json.loads(text)
+                except ValueError as exc:
+                    raise ValueError(f"not a JSON list of feature names ({exc})") from None
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return v
+
+    @field_validator("segments")
+    @classmethod
+    def _check_segments(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if not name or name.startswith("__") or "=" in name:
+                raise ValueError(f"{name!r} is not a feature name (empty, '=' or a reserved __name__)")
+            check_name(name, "segment feature")
+        if len(set(v)) != len(v):
+            raise ValueError("a feature is listed twice")
         return v
 
     @field_validator("labels_topic", "checkpoint_topic", "partials_topic", "references_topic")

@@ -97,6 +97,7 @@ def run_demo(out: Path, scenario: str, windows: int, window_s: float, rate: floa
     from monitor.adapters.receiver import WebhookServer
     from monitor.config import format_duration
     from monitor.core.reference import build_profile
+    from monitor.core.segment_profiles import with_segments
     from monitor.devservices import create_topics, free_port, start_kafka
     from monitor.report import render_report
     from monitor.scenarios import get_scenario
@@ -110,7 +111,10 @@ def run_demo(out: Path, scenario: str, windows: int, window_s: float, rate: floa
     refdir.mkdir(exist_ok=True)
     with console.status("building reference profiles from the scenario's stable regime"):
         for model, frame in spec.reference(rows=20_000, seed=seed).items():
-            build_profile(model, frame).save(refdir / f"{model}.json")
+            profile = build_profile(model, frame)
+            if spec.segments:  # a scenario monitored per segment (segment_shift): profiles per value too
+                profile = with_segments(profile, frame, spec.segments)
+            profile.save(refdir / f"{model}.json")
     workdir = Path(tempfile.mkdtemp(prefix="driftline-demo-"))
     secret = os.urandom(16).hex()
     pages: list[dict[str, Any]] = []
@@ -137,7 +141,7 @@ def run_demo(out: Path, scenario: str, windows: int, window_s: float, rate: floa
             "MONITOR_WEBHOOK_URL": server.url, "MONITOR_WEBHOOK_SECRET": secret,
             "MONITOR_WEB_PORT": str(web_port), "MONITOR_WORKER_NAME": "demo-worker",
             "MONITOR_CONSUMER_GROUP": "driftline-demo", "MONITOR_REPEAT_INTERVAL": "1h",
-            "MONITOR_POLICY__RETRAIN_COOLDOWN": "10m",
+            "MONITOR_POLICY__RETRAIN_COOLDOWN": "10m", "MONITOR_SEGMENTS": ",".join(spec.segments),
         })
         if not env.get("MONITOR_INFLUX_URL"):
             env["MONITOR_LP_FILE"] = str(out / "metrics.lp")
@@ -155,7 +159,8 @@ def run_demo(out: Path, scenario: str, windows: int, window_s: float, rate: floa
 
             def produce() -> None:
                 try:
-                    produce_events(events, broker.url, rate=rate * speed * len(spec.models) * 1.1,
+                    per_s = sum(spec.rate_of(m, rate) for m in spec.models)  # event time, all models
+                    produce_events(events, broker.url, rate=per_s * speed * 1.1,
                                    progress=lambda n: produced.__setitem__(0, n))
                 finally:
                     done.set()

@@ -8,12 +8,14 @@ thresholds, hysteresis, persistence, cooldown) and builds the window's points. P
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from monitor import segments
 from monitor.baselines import Baselines
-from monitor.config import MonitorSettings, format_duration
+from monitor.config import MonitorSettings, PolicyConfig, format_duration
 from monitor.core.aggregate import WindowState
 from monitor.core.binning import FeatureBinner, StatResult
 from monitor.core.changepoint import ChangeDetector
@@ -75,7 +77,9 @@ class Finalizer:
         if model == UNKNOWN_MODEL:  # dead letters without a usable model: only their count
             out.points.append(event_quality_point(state, tags, t_ns))
             return
-        drift = self.drift(state, reference, binner)
+        stats = self.stats(state, reference, binner)
+        seg = segments.joint(self, state, binner, stats)  # one test family with the segments' (monitor/segments.py)
+        drift = self.decide(stats, reference, state.events, seg.model_significant if seg else None)
         detector = self.changes.get((model, version))
         if detector is None:
             detector = self.changes[(model, version)] = ChangeDetector(self.settings.policy)
@@ -91,7 +95,8 @@ class Finalizer:
         training = self.baselines.plan(model).training
         facts = replace(facts, baselines=tuple(compared), training_alerts=training.alerts,
                         training_retrain=training.retrain)
-        alerts, retrain = self.policy.evaluate(facts)
+        seg_facts = segments.close(self, seg, model, version, rng, state, tags, t_ns, out)
+        alerts, retrain = self.policy.evaluate(facts, seg_facts)
         out.alerts.extend(alerts)
         out.retrain.extend(retrain)
         out.points.extend(transition_points(alerts, retrain, tags, t_ns))
@@ -105,20 +110,35 @@ class Finalizer:
         t_ns = int(round(rng.end * 1e9))
         if perf and model != UNKNOWN_MODEL:
             out.points.extend(performance_points(state, tags, t_ns))
+            out.points.extend(segments.rewrite(state, tags, t_ns))
         if quality:
             out.points.append(event_quality_point(state, tags, t_ns))
 
     def drift(self, state: WindowState, reference: ReferenceProfile | None,
               binner: FeatureBinner | None) -> list[DriftResult]:
+        """Every drift statistic of a window with the policy's decision (its own test family)."""
+        return self.decide(self.stats(state, reference, binner), reference, state.events)
+
+    def stats(self, state: WindowState, reference: ReferenceProfile | None,
+              binner: FeatureBinner | None) -> list[StatResult]:
+        """The raw statistics of a window (none without bins or reference)."""
         if binner is None or reference is None or state.num_counts is None or state.cat_counts is None:
             return []
         stats = binner.drift(state.num_counts, state.cat_counts, self.settings.policy.enabled_methods)
         if state.raw is not None:
             stats = [self._exact(s, state, reference, binner) if s.method == "ks" else s for s in stats]
+        return stats
+
+    def decide(self, stats: list[StatResult], reference: ReferenceProfile | None, events: int,
+               significant: Mapping[str, bool] | None = None, policy: PolicyConfig | None = None) -> list[DriftResult]:
+        """The policy's decision on ``stats`` (``significant``: from a larger test family, e.g. with segments;
+        ``policy``: instead of the configured one, e.g. a segment's with noise margins)."""
+        if not stats or reference is None:
+            return []
         ncat = {name: len(p.categories) + 1 for name, p in reference.categorical.items()}
         if isinstance(reference.prediction, CategoricalProfile):
             ncat[PREDICTION_FEATURE] = len(reference.prediction.categories) + 1
-        return decide_drift(stats, self.settings.policy, ncat, state.events)
+        return decide_drift(stats, policy or self.settings.policy, ncat, events, significant)
 
     @staticmethod
     def _exact(s: StatResult, state: WindowState, reference: ReferenceProfile, binner: FeatureBinner) -> StatResult:

@@ -30,12 +30,14 @@ from typing import Any
 
 import pandas as pd
 
+from monitor import segments
 from monitor.config import MonitorSettings
 from monitor.core.aggregate import PerformanceState, WindowState
 from monitor.core.binning import FeatureBinner
 from monitor.core.changepoint import ChangeDetector
 from monitor.core.policy import Policy
 from monitor.core.reference import ReferenceProfile, build_profile
+from monitor.core.segment_profiles import with_segments
 from monitor.finalize import Finalizer, Out
 from monitor.policy_state import policy_state_from_dict, policy_state_to_dict
 from monitor.types import Emission, WindowRange, rfc3339
@@ -209,6 +211,7 @@ class ModelOwner:
         for p in parts:
             perf.merge_in(p.perf)
         f.perf = perf
+        segments.refresh_perf(f, parts)
         w.perf_dirty = w.quality_dirty = True
 
     # -- watermarks -----------------------------------------------------------------------------------
@@ -288,8 +291,10 @@ class ModelOwner:
         self.finalizer.close(name, version, rng, merged, reference, binner, out)
         merged.raw = None
         w.final = merged
+        segments.trim(merged)
         for p in parts:
             p.state.raw = None
+            segments.trim(p.state)
         if w.warmup:
             rows = [r for s in sorted(w.warmup) for r in w.warmup[s]]
             rows.sort(key=lambda r: (r["timestamp"], r["request_id"]))
@@ -304,7 +309,11 @@ class ModelOwner:
             return
         if len(m.warmup_rows) < need:
             return
-        profile = build_profile(name, pd.DataFrame(m.warmup_rows[:need]), built_at=rfc3339(rng.end))
+        rows = pd.DataFrame(m.warmup_rows[:need])
+        profile = build_profile(name, rows, built_at=rfc3339(rng.end))
+        if self.settings.segments:
+            profile = with_segments(profile, rows, self.settings.segments, self.settings.segment_max_values,
+                                    strict=False)
         m.warmup_rows = []
         self.book.add(profile)
         log.info("event=warmup_reference_built model=%s rows=%d", name, need)

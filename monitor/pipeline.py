@@ -25,6 +25,7 @@ from monitor.config import MonitorSettings
 from monitor.core.reference import ReferenceProfile
 from monitor.finalize import Out
 from monitor.owner import ModelOwner, ReferenceBook
+from monitor.segments import check_references
 from monitor.source import OBSERVED, SourceAggregator
 from monitor.types import Emission, LabelEvent, PredictionEvent, Rejection
 
@@ -49,6 +50,7 @@ class Monitor:
 
     def __init__(self, settings: MonitorSettings, references: Mapping[str, ReferenceProfile] | None = None):
         self.settings = settings
+        check_references(references or {}, settings)
         self.book = ReferenceBook((references or {}).values())
         self.source = SourceAggregator(0, settings, self.book.get)
         self.owner = ModelOwner(settings, self.book, sources=[0])

@@ -67,8 +67,9 @@ def drift_points(drift: Sequence[DriftResult], tags: Tags, t_ns: int, policy: Po
 
 def window_points(s: WindowState, drift: Sequence[DriftResult], tags: Tags, t_ns: int, size: float,
                   binner: FeatureBinner | None, policy: PolicyConfig, *, latency_change: bool = False,
-                  error_change: bool = False) -> list[MetricPoint]:
-    """Every point of one finalized window (docs/measurements.md)."""
+                  error_change: bool = False, event_quality: bool = True) -> list[MetricPoint]:
+    """Every point of one finalized window (docs/measurements.md); ``event_quality`` False leaves out the
+    ``__event__`` data-quality point (a segment's: late, invalid and duplicate events are the model's)."""
     pts = drift_points(drift, tags, t_ns, policy)
     if s.latency.count:
         q = s.latency.quantiles([0.5, 0.9, 0.95, 0.99])
@@ -99,7 +100,8 @@ def window_points(s: WindowState, drift: Sequence[DriftResult], tags: Tags, t_ns
             pts.append(MetricPoint("data_quality", (*tags, ("feature", name)), (
                 ("missing_rate", float(s.cat_missing[j]) / s.events), ("out_of_range_rate", 0.0),
                 ("unseen_rate", float(s.cat_unseen[j]) / present if present else 0.0), ("invalid", 0)), t_ns))
-    pts.append(event_quality_point(s, tags, t_ns))
+    if event_quality:
+        pts.append(event_quality_point(s, tags, t_ns))
     return pts
 
 
@@ -109,13 +111,13 @@ def transition_points(alerts: Sequence[Alert], retrain: Sequence[RetrainRequest]
     pts = []
     for a in alerts:
         atags = [*tags, ("alertname", a.labels["alertname"]), ("severity", a.severity)]
-        if "feature" in a.labels:
-            atags.append(("feature", a.labels["feature"]))
-        if "baseline" in a.labels:
-            atags.append(("baseline", a.labels["baseline"]))
+        for key in ("feature", "baseline", "segment"):
+            if key in a.labels:
+                atags.append((key, a.labels[key]))
         pts.append(MetricPoint("alerts", tuple(atags), (("firing", 1 if a.status == "firing" else 0),), t_ns))
     for r in retrain:
-        evidence = ", ".join(f"{e.feature}:{e.method}={e.score:.3g}" for e in r.evidence)
+        evidence = ", ".join(f"{e.feature}{f' [{e.segment}]' if e.segment else ''}:{e.method}={e.score:.3g}"
+                             for e in r.evidence)
         pts.append(MetricPoint("retraining", (*tags, ("reason", r.reason)),
                                (("requested", 1), ("evidence", evidence[:1000])), t_ns))
     return pts

@@ -8,7 +8,7 @@ from the ``alerts`` and ``retraining`` measurements instead.
 Output: ``report.html`` (PNGs embedded as base64, so the file can be mailed around) and one PNG per
 model — per model *version* when a model has several — in ``plots/`` (the figures: :mod:`monitor.report_plots`),
 each followed by its per-feature drift table (against the training profile: points with a ``baseline`` tag are
-left out), then the alerts timeline and the retraining requests.
+left out) and its segments (:mod:`monitor.report_segments`), then the alerts timeline and the retraining requests.
 Pseudo-features are shown by name (``score (model output)`` for ``__score__``), model versions in a
 column of their own.
 """
@@ -38,6 +38,8 @@ from monitor.report_plots import (
     readable,
     to_datetime,
 )
+from monitor.report_segments import section as segments_section
+from monitor.report_segments import without_segments
 from monitor.types import PREDICTION_FEATURE, SCORE_FEATURE, MetricPoint
 
 __all__ = ["register", "render_report"]
@@ -103,7 +105,7 @@ def _alerts_from_payloads(payloads: Iterable[dict[str, Any]]) -> list[AlertMark]
             out.append(AlertMark(t or _parse_time(a.get("startsAt")), status, labels.get("alertname", ""),
                                  labels.get("model", ""), labels.get("model_version", ""),
                                  labels.get("feature", ""), labels.get("severity", ""),
-                                 notes.get("summary", "")))
+                                 notes.get("summary", ""), labels.get("segment", "")))
     return out
 
 
@@ -116,7 +118,8 @@ def _evidence_text(evidence: Any) -> str:
     for e in evidence:
         if isinstance(e, dict):
             score, thr = e.get("score"), e.get("threshold")
-            s = f"{e.get('feature', '?')} {e.get('method', '?')}"
+            seg = f" [{e['segment']}]" if e.get("segment") else ""
+            s = f"{e.get('feature', '?')}{seg} {e.get('method', '?')}"
             if isinstance(score, int | float):
                 s += f"={score:.3g}"
             if isinstance(thr, int | float):
@@ -145,7 +148,7 @@ def _alerts_from_points(points: Sequence[MetricPoint]) -> list[AlertMark]:
             status = "firing" if p.field("firing") in (1, True) else "resolved"
             out.append(AlertMark(to_datetime(p.time_ns), status, p.tag("alertname") or "", p.tag("model") or "",
                                  p.tag("model_version") or "", p.tag("feature") or "",
-                                 p.tag("severity") or "", ""))
+                                 p.tag("severity") or "", "", p.tag("segment") or ""))
     return out
 
 
@@ -168,9 +171,19 @@ def _psi_critical() -> float:
         return DEFAULT_PSI_CRITICAL
 
 
+def _decision_methods() -> list[str]:
+    try:
+        from monitor.config import PolicyConfig
+
+        return list(PolicyConfig().decision_methods)
+    except Exception:  # noqa: BLE001 — the report must render even if the config model changes
+        return ["psi", "ks", "chi2"]
+
+
 def _groups(points: Sequence[MetricPoint]) -> list[Group]:
+    """One group per model (per version when a model has several) of the whole model's points."""
     by_model: dict[str, list[MetricPoint]] = defaultdict(list)
-    for p in points:
+    for p in without_segments(points):
         model = p.tag("model")
         if model:
             by_model[model].append(p)
@@ -187,8 +200,9 @@ def _groups(points: Sequence[MetricPoint]) -> list[Group]:
 
 
 def _for_group(marks: Sequence[AlertMark] | Sequence[RetrainMark], g: Group) -> list[Any]:
-    """Marks of the group's model (and version, when the mark names one)."""
-    return [m for m in marks if m.model == g.model and m.time is not None
+    """Marks of the group's model (and version, when the mark names one); a segment's alerts go with the
+    segment's figure (:mod:`monitor.report_segments`)."""
+    return [m for m in marks if m.model == g.model and m.time is not None and not getattr(m, "segment", "")
             and (g.version is None or not m.model_version or m.model_version == g.version)]
 
 
@@ -287,6 +301,7 @@ def render_report(out_dir: Path, *, title: str = "Driftline report",
     # baselines (tag ``baseline``, docs/baselines.md) is on the dashboards and in the alerts below
     groups = _groups([p for p in pts if not p.tag("baseline")])
     psi_critical = _psi_critical()
+    decision = _decision_methods()
 
     esc = html.escape
     fired = sum(a.status == "firing" for a in alerts)
@@ -311,10 +326,15 @@ def render_report(out_dir: Path, *, title: str = "Driftline report",
             parts.append("<p class=\"empty\">no plottable measurements</p>")
         parts.append("<h3>Drift per feature</h3>")
         parts.append(_drift_summary(g, f"drift-{png.stem}"))
+        model_alerts = [a for a in alerts if a.model == g.model
+                        and (g.version is None or not a.model_version or a.model_version == g.version)]
+        parts.append(segments_section(g, pts, model_alerts, plots, lambda name: _png_name(name, used), psi_critical,
+                                      decision))
     parts.append("<h2 id=\"alerts\">Alerts timeline</h2>")
-    parts.append(_table(["time", "status", "alertname", "model", "version", "feature", "severity", "summary"],
+    parts.append(_table(["time", "status", "alertname", "model", "version", "feature", "segment", "severity",
+                         "summary"],
                         [(_fmt_time(a.time), a.status, a.alertname, a.model, a.model_version,
-                          feature_label(a.feature), a.severity, readable(a.summary)) for a in alerts],
+                          feature_label(a.feature), a.segment, a.severity, readable(a.summary)) for a in alerts],
                         ["resolved" if a.status == "resolved" else a.severity for a in alerts], "alerts-table"))
     parts.append("<h2 id=\"retraining\">Retraining requests</h2>")
     parts.append(_table(["time", "model", "version", "reason", "evidence"],

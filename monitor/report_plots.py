@@ -67,6 +67,8 @@ class AlertMark:
     feature: str
     severity: str
     summary: str
+    #: the alert's segment (``country=PL``); empty: the whole model
+    segment: str = ""
 
     @property
     def kind(self) -> str:

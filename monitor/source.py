@@ -35,8 +35,9 @@ from typing import Any
 
 import numpy as np
 
+from monitor import segments
 from monitor.config import MonitorSettings
-from monitor.core.aggregate import Batch, WindowState
+from monitor.core.aggregate import Batch, WindowState, outcome
 from monitor.core.binning import FeatureBinner
 from monitor.core.reference import ReferenceProfile
 from monitor.core.windows import WindowSpec, idle_watermark
@@ -55,8 +56,8 @@ HOLD_WINDOWS = 2
 WindowKey = tuple[str | None, float]  # (model version, window start)
 #: what :meth:`SourceAggregator.observe` did with each event
 OBSERVED, HELD, REFUSED = 0, 1, 2
-#: a prediction awaiting its label: (model version, event time, prediction)
-Pending = tuple[str | None, float, object]
+#: a prediction awaiting its label: (model version, event time, prediction, its segments' keys)
+Pending = tuple[str | None, float, object, segments.RowKeys]
 #: what the caller hands in per event to identify it later (e.g. its Kafka offset); None in tests
 Origin = Any
 
@@ -127,6 +128,7 @@ class ModelPartials:
     reference: ReferenceProfile | None = None
     binner: FeatureBinner | None = None
     profile: str | None = None
+    segmenter: segments.Segmenter | None = None
     open: dict[WindowKey, WindowState] = field(default_factory=dict)
     #: events of windows opened before a reference was known, binned at close if one is known by then
     unbinned: dict[WindowKey, list[PredictionEvent]] = field(default_factory=dict)
@@ -152,6 +154,7 @@ class ModelPartials:
         self.reference = reference
         self.binner = FeatureBinner(reference) if reference is not None else None
         self.profile = profile_id(reference) if reference is not None else None
+        self.segmenter = segments.segmenter_for(self.binner, self.settings)
 
     @property
     def max_ts(self) -> float | None:
@@ -361,6 +364,7 @@ class SourceAggregator:
                 mp.late_events += int(counted.sum())
                 self._count_late(mp, version, ts[counted])
         batch = Batch.build(events, mp.binner) if mp.binner is not None else None
+        assigned = mp.segmenter.assign(batch) if mp.segmenter is not None and batch is not None else None
         for start, rows in spec.starts(ts):
             if cu is not None and start + spec.size <= cu:
                 continue
@@ -373,10 +377,14 @@ class SourceAggregator:
             if batch is None:
                 batch = Batch.build(events, None)
             state.ingest(batch, rows, mp.binner)
+            if assigned is not None and mp.segmenter is not None:
+                mp.segmenter.ingest(state, rows, assigned)
             pending = mp.unbinned.get(key)
             if pending is not None:
                 pending.extend(events[i] for i in rows.tolist())
-        self._remember(mp, version, events, late)
+        keys = mp.segmenter.row_keys(assigned) if assigned is not None and mp.segmenter is not None \
+            and self.settings.labels_topic else None
+        self._remember(mp, version, events, late, keys)
 
     def _count_late(self, mp: ModelPartials, version: str | None, ts: np.ndarray) -> None:
         for t in ts.tolist():
@@ -388,20 +396,20 @@ class SourceAggregator:
                 mp.unattributed_late += 1
 
     def _remember(self, mp: ModelPartials, version: str | None, events: list[PredictionEvent],
-                  late: np.ndarray) -> None:
+                  late: np.ndarray, keys: list[segments.RowKeys] | None = None) -> None:
         if not self.settings.labels_topic:
             return  # no ground truth in this deployment: hold nothing per prediction
         joins = mp.joins
         rids: list[str] = []
         dup_ts: list[float] = []
         top = -math.inf
-        for e, is_late in zip(events, late.tolist(), strict=True):
+        for i, (e, is_late) in enumerate(zip(events, late.tolist(), strict=True)):
             if is_late or e.prediction is None:
                 continue
             rid = e.request_id
             if rid in joins:
                 dup_ts.append(e.timestamp)
-            joins[rid] = (version, e.timestamp, e.prediction)
+            joins[rid] = (version, e.timestamp, e.prediction, keys[i] if keys is not None else segments.NO_KEYS)
             rids.append(rid)
             top = max(top, e.timestamp)
             if mp.early_labels:
@@ -421,17 +429,19 @@ class SourceAggregator:
         if pending is None:
             mp.early_labels[lab.request_id] = (lab, replayed)
             return
-        task = mp.reference.task if mp.reference is not None else None
-        version, ts, prediction = pending
+        version, ts, prediction, seg_keys = pending
+        out = outcome(lab.label, prediction, mp.reference.task if mp.reference is not None else None)
         for w in self.spec.windows_of(ts):
             key = (version, w.start)
             state = mp.open.get(key)
             if state is not None:
-                state.perf.update(lab.label, prediction, task)
+                state.perf.add(out)
+                segments.label(state, seg_keys, out)
                 continue
             closed = mp.closed.get(key)
             if closed is not None:
-                closed.state.perf.update(lab.label, prediction, task)
+                closed.state.perf.add(out)
+                segments.label(closed.state, seg_keys, out)
                 closed.dirty = True
 
     def reject(self, rejections: Iterable[Rejection], now: float | None = None) -> None:
@@ -527,10 +537,17 @@ class SourceAggregator:
         rows = mp.unbinned.pop(key, None)
         if rows and mp.binner is not None:  # a reference arrived while the window was open
             binned = WindowState.empty(mp.binner, self.settings.exact_ks)
-            binned.ingest(Batch.build(rows, mp.binner), np.arange(len(rows)), mp.binner)
+            batch = Batch.build(rows, mp.binner)
+            binned.ingest(batch, np.arange(len(rows)), mp.binner)
+            if mp.segmenter is not None:  # segments of these rows (labels joined before are the model's only)
+                mp.segmenter.ingest(binned, np.arange(len(rows)), mp.segmenter.assign(batch))
             state.num_counts, state.num_missing, state.num_oor = binned.num_counts, binned.num_missing, binned.num_oor
             state.cat_counts, state.cat_missing, state.cat_unseen = binned.cat_counts, binned.cat_missing, binned.cat_unseen
             state.raw = binned.raw
+            for seg_key, sub in (binned.segments or {}).items():  # labels already joined to a segment stay
+                if state.segments is not None and seg_key in state.segments:
+                    sub.perf = state.segments[seg_key].perf
+            state.segments = binned.segments
         state.late += mp.unattributed_late
         state.invalid += mp.unattributed_invalid
         state.labels_unmatched += mp.unattributed_unmatched
@@ -549,6 +566,7 @@ class SourceAggregator:
                                epoch=self.epoch, seq=0, profile=mp.profile if state.num_counts is not None else None,
                                state=state_to_wire(state), warmup=warmup)
         state.raw = None
+        segments.trim(state)
         mp.closed[key] = _Closed(state)
         return record
 

@@ -275,10 +275,15 @@ class Evidence:
     method: str
     score: float
     threshold: float
+    #: the segment (``country=PL``) the statistic is about; empty: the whole model
+    segment: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"feature": self.feature, "method": self.method, "score": self.score,
-                "threshold": self.threshold}
+        out: dict[str, Any] = {"feature": self.feature, "method": self.method, "score": self.score,
+                               "threshold": self.threshold}
+        if self.segment:
+            out["segment"] = self.segment
+        return out
 
 
 RETRAIN_NAMESPACE = uuid.UUID("6c1f3a52-2b1e-4f3e-9a57-3f1d2c0b9e41")

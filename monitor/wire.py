@@ -123,6 +123,8 @@ class State(msgspec.Struct, array_like=True, omit_defaults=True):
     cat_unseen: Array | None = None
     raw: list[list[Array]] | None = None
     error_top: dict[str, int] | None = None
+    #: per segment (``country=PL``) its own state (no segments of its own)
+    segments: dict[str, State] | None = None
 
 
 class Extras(msgspec.Struct, array_like=True):
@@ -133,12 +135,14 @@ class Extras(msgspec.Struct, array_like=True):
     duplicates: int
     labels_unmatched: int
     perf: Performance
+    #: per segment the labelled outcomes joined so far (the only segment part a closed partial can change)
+    segments: dict[str, Performance] | None = None
 
 
 _ARRAYS = ("num_counts", "num_missing", "num_oor", "cat_counts", "cat_missing", "cat_unseen")
 _INTS = ("events", "errors", "est_correct_nano", "est_n", "late", "invalid", "duplicates", "labels_unmatched")
 #: every WindowState field and how it travels; tests/test_wire.py fails when a new field is missing here
-WIRE_FIELDS = frozenset((*_ARRAYS, *_INTS, "latency", "perf", "raw", "error_top"))
+WIRE_FIELDS = frozenset((*_ARRAYS, *_INTS, "latency", "perf", "raw", "error_top", "segments"))
 
 
 def state_to_wire(s: WindowState) -> State:
@@ -148,6 +152,7 @@ def state_to_wire(s: WindowState) -> State:
         perf=Performance.of(s.perf) if s.perf.n else None,
         raw=[[Array.of(a) for a in col] for col in s.raw] if s.raw is not None else None,
         error_top=dict(s.error_top) if s.error_top else None,
+        segments={k: state_to_wire(v) for k, v in s.segments.items()} if s.segments else None,
     )
     for k in _INTS:
         setattr(out, k, getattr(s, k))
@@ -170,17 +175,23 @@ def state_from_wire(w: State) -> WindowState:
         s.raw = [[a.array() for a in col] for col in w.raw]
     if w.error_top:
         s.error_top = dict(w.error_top)
+    if w.segments:
+        s.segments = {k: state_from_wire(v) for k, v in w.segments.items()}
     return s
 
 
 def extras_of(s: WindowState) -> Extras:
-    return Extras(s.late, s.invalid, s.duplicates, s.labels_unmatched, Performance.of(s.perf))
+    segments = {k: Performance.of(v.perf) for k, v in s.segments.items() if v.perf.n} if s.segments else None
+    return Extras(s.late, s.invalid, s.duplicates, s.labels_unmatched, Performance.of(s.perf), segments or None)
 
 
 def apply_extras(s: WindowState, e: Extras) -> None:
     """Replace ``s``'s :data:`EXTRAS` with ``e``'s (absolute values: a newer generation replaces)."""
     s.late, s.invalid, s.duplicates, s.labels_unmatched = e.late, e.invalid, e.duplicates, e.labels_unmatched
     s.perf = e.perf.state()
+    for key, sub in (s.segments or {}).items():
+        perf = (e.segments or {}).get(key)
+        sub.perf = perf.state() if perf is not None else PerformanceState()
 
 
 class PartialRecord(msgspec.Struct, tag="p", array_like=True):

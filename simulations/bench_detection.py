@@ -10,6 +10,9 @@ the same windows when the optional ``evidently`` extra is installed (it needs ``
 Per monitor: detection delay in windows (first flagged window minus the change window) and in events,
 missed changes, and false alarms per 1,000 stable feature-windows (a flag on a stable feature, or on
 a changed feature before its change). Writes ``results.json``, ``results.md`` and ``detection.png``.
+
+Segments (:mod:`simulations.bench_segments`): the ``segment_shift`` scenario (only country=PL, 5 % of traffic,
+moves) at ~4,000 events per window, and the stable scenarios with segments off and on.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from monitor.events import decode_any
 from monitor.pipeline import Monitor
 from monitor.scenarios import get_scenario
 from monitor.types import PredictionEvent
+from simulations import bench_segments
 
 SCENARIOS = ("stable", "sudden_shift", "gradual", "seasonal", "new_category", "score_drift")
 T0 = 1_767_225_600.0
@@ -229,9 +233,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--out", type=Path, default=Path("bench-detection"))
     args = ap.parse_args(argv)
     res = run(args.seeds, args.windows, args.rate)
+    res["segments"] = bench_segments.detection(max(args.seeds, 3))  # segment-only shift; stable, segments off/on
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_bytes(orjson.dumps(res, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
-    md = _markdown(res)
+    md = _markdown(res) + "\n" + bench_segments.markdown(res["segments"])
     (args.out / "results.md").write_text(md)
     _plot(res, args.out / "detection.png")
     print(md)

@@ -233,7 +233,8 @@ def test_secret_file_variables_work(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 @pytest.fixture(scope="module")
 def written(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[set[str], set[str]]]:
     """measurement → (tags, fields) of everything a replay of the `mixed` scenario writes (with a trailing
-    baseline, so the optional ``baseline`` tag is written too)."""
+    baseline, so the optional ``baseline`` tag is written too), and one of `segment_shift` with segments on
+    (segment points and a segment's alerts)."""
     from monitor.lineprotocol import read_lp
     from monitor.scenarios import write_reference_table, write_scenario
 
@@ -248,10 +249,19 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[set[str
     r = CliRunner().invoke(app, ["replay", str(events), "--out", str(d / "out"), "--window", "1m", "--config",
                                  str(config), "--reference", str(d / "fraud.json")])
     assert r.exit_code == 0, r.output
+    seg_events, _ = write_scenario("segment_shift", d / "seg.jsonl", seed=2, windows=6, window_s=60.0, rate=20.0)
+    table = write_reference_table("segment_shift", d / "refs", rows=20_000, seed=2)["fraud"]
+    r = CliRunner().invoke(app, ["reference", "build", "--model", "fraud", "--data", str(table), "--out",
+                                 str(d / "seg.json"), "--segments", "country,device"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(app, ["replay", str(seg_events), "--out", str(d / "seg-out"), "--window", "1m",
+                                 "--reference", str(d / "seg.json")], env={"MONITOR_SEGMENTS": "country,device"})
+    assert r.exit_code == 0, r.output
     seen: dict[str, tuple[set[str], set[str]]] = defaultdict(lambda: (set(), set()))
-    for p in read_lp(d / "out" / "metrics.lp"):
+    for p in [*read_lp(d / "out" / "metrics.lp"), *read_lp(d / "seg-out" / "metrics.lp")]:
         seen[p.measurement][0].update(k for k, _ in p.tags)
         seen[p.measurement][1].update(k for k, _ in p.fields)
+    assert "segment" in seen["alerts"][0], "the segment_shift replay pages for country=PL"
     return dict(seen)
 
 

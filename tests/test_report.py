@@ -319,7 +319,7 @@ def test_versions_have_their_own_column_and_pseudo_features_read_as_words(tmp_pa
     text = render_report(tmp_path, points=pts).read_text(encoding="utf-8")
     text = re.sub(r"data:image/png;base64,[^\"]+", "data:image/png;base64,…", text)  # the image bytes
     assert "vv3" not in text
-    assert ("<td>PredictionDrift</td><td>fraud</td><td>v3</td><td>score (model output)</td><td>critical</td>"
+    assert ("<td>PredictionDrift</td><td>fraud</td><td>v3</td><td>score (model output)</td><td></td><td>critical</td>"
             "<td>fraud: score (model output) drifted (psi=0.585)</td>") in text
     assert "<td>fraud</td><td>v3</td><td>drift</td><td>score (model output) psi=0.58 (threshold 0.1)</td>" in text
     assert "<td>prediction (model output)</td><td>1 / 1</td>" in text and "<td>amount</td><td>1 / 1</td>" in text
@@ -342,3 +342,34 @@ def test_marks_at_one_window_end_are_drawn_side_by_side() -> None:
     assert shift == {(t, "critical"): -18.75, (t, "resolved"): 18.75, (u, "warning"): -18.75,
                      (u, "retraining"): 18.75}
     assert marker_offsets(marks[3:4], 300.0) == {(u, "warning"): 0.0}  # alone: at the window end
+
+
+def test_segments_have_their_own_table_and_figures(tmp_path: Path) -> None:
+    """Segment points stay out of the model's figure and table; the segments table lists every segment,
+    drifted ones first, and the drifted one gets a figure; the alerts table names the segment."""
+    def pts_of(segment: str | None, w: int, psi: float, events: int) -> list[MetricPoint]:
+        tags: tuple[tuple[str, str], ...] = (("model", "fraud"), ("window", "5m"))
+        if segment:
+            tags = (*tags, ("segment", segment))
+        return [MetricPoint("drift", (*tags, ("feature", "amount"), ("method", "psi")),
+                            (("score", psi), ("threshold", 0.1), ("drifted", psi > 0.1), ("n", events)), _ns(w)),
+                MetricPoint("throughput", tags, (("events", events), ("events_per_s", events / W)), _ns(w))]
+
+    pts = [p for w in range(4) for p in (*pts_of(None, w, 0.01, 4000), *pts_of("country=PL", w, 0.9 if w >= 2 else
+                                                                              0.02, 200),
+                                         *pts_of("country=US", w, 0.01, 1500))]
+    labels = {"alertname": "FeatureDrift", "model": "fraud", "metric": "psi", "feature": "amount",
+              "severity": "warning", "segment": "country=PL"}
+    alert = Alert(labels, {"summary": "fraud [country=PL]: amount drifted (psi=0.9)"}, "firing", float(T0 + 3 * W))
+    (tmp_path / "alerts.jsonl").write_bytes(orjson.dumps({"version": "4", "alerts": [alert.to_dict()]}) + b"\n")
+    text = render_report(tmp_path, points=pts).read_text(encoding="utf-8")
+    assert "<td>amount</td><td>0 / 4</td>" in text  # the model's drift table: its own points only
+    table = text[text.index('<table id="segments-fraud">'):]
+    table = table[:table.index("</table>")]
+    assert table.index("country=PL") < table.index("country=US")  # drifted first
+    assert ('<tr class="drifted"><td>country=PL</td><td>800</td><td>2 / 4</td><td>amount</td><td>0.9</td>'
+            "<td>1</td></tr>") in table
+    assert "<td>country=US</td><td>6,000</td><td>0 / 4</td><td>–</td>" in table
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["fraud-country_PL.png", "fraud.png"]
+    assert 'alt="plots for fraud [country=PL]"' in text
+    assert "<td>amount</td><td>country=PL</td><td>warning</td>" in text  # the alerts table

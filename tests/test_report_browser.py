@@ -93,3 +93,43 @@ def test_report_renders_in_chromium(browser: Any, make: Any, tmp_path: Path) -> 
     assert page.locator("h2#alerts").is_visible() and page.locator("h2#retraining").is_visible()
     assert shot.stat().st_size > 100_000
     page.close()
+
+
+def test_segment_report_renders_in_chromium(browser: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A replay of ``segment_shift`` with segments on: the segments table lists every segment with country=PL
+    first and highlighted, PL's figure is displayed, and its alerts name the segment."""
+    runner = CliRunner()
+    r = runner.invoke(app, ["simulate", "segment_shift", "--out", str(tmp_path / "events.jsonl"), "--reference-dir",
+                            str(tmp_path / "refs"), "--rate", "3.4", "--windows", "8"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["reference", "build", "--model", "fraud", "--data", str(tmp_path / "refs/fraud.reference.csv"),
+                            "--out", str(tmp_path / "fraud.json"), "--segments", "country,device"])
+    assert r.exit_code == 0, r.output
+    monkeypatch.setenv("MONITOR_SEGMENTS", "country,device")
+    r = runner.invoke(app, ["replay", str(tmp_path / "events.jsonl"), "--reference", str(tmp_path / "fraud.json"),
+                            "--out", str(tmp_path / "replay"), "--window", "5m"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["report", str(tmp_path / "replay"), "--title", "replay of segment_shift"])
+    assert r.exit_code == 0, r.output
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.goto((tmp_path / "replay" / "report.html").as_uri())
+    page.wait_for_load_state("load")
+    page.screenshot(path=str(tmp_path / "segments-report.png"), full_page=True)
+    assert problems == []
+    rows = page.locator("table#segments-fraud tbody tr").all_inner_texts()
+    assert [row.split("\t")[0] for row in rows][:1] == ["country=PL"], rows
+    assert {row.split("\t")[0] for row in rows} == {"country=US", "country=DE", "country=FR", "country=GB", "country=IN",
+                                                    "country=PL", "device=mobile", "device=desktop", "device=tablet"}
+    pl = rows[0].split("\t")
+    assert pl[2].startswith("4 / 8") and "amount" in pl[3], pl  # moved from window 4 on: flagged in all four
+    assert all(row.split("\t")[2].startswith("0 /") for row in rows[1:]), rows
+    assert page.locator("table#segments-fraud tbody tr.drifted").count() == 1
+    figure = page.locator("img[alt='plots for fraud [country=PL] (version v3)'], img[alt='plots for fraud [country=PL]']")
+    assert figure.count() == 1 and figure.evaluate("e => e.complete && e.naturalWidth > 600")
+    assert figure.bounding_box()["width"] > 600  # type: ignore[index]
+    alerts = page.locator("#alerts-table tbody tr").all_inner_texts()
+    assert alerts and all(row.split("\t")[6] == "country=PL" for row in alerts), alerts
+    page.close()

@@ -199,7 +199,10 @@ def test_truth_sidecar_is_consistent(name: str) -> None:
     assert truth["start"] == T0 and truth["models"] == list(spec.models)
     orjson.dumps(truth)
     for c in truth["changes"]:
-        assert set(c) == {"target", "kind", "start_window", "end_window", "magnitude", "model"}
+        assert set(c) == {"target", "kind", "start_window", "end_window", "magnitude", "model", "segment"}
+        if c["segment"] is not None:
+            seg_feature, _ = c["segment"].split("=", 1)
+            assert seg_feature in spec.segments and c["segment"] in truth["changed_segments"]
         assert c["kind"] in KINDS
         assert c["model"] in spec.models
         assert 0 <= c["start_window"] < 12
@@ -442,3 +445,21 @@ def test_produce_routes_topics_and_keys(monkeypatch: pytest.MonkeyPatch) -> None
 def test_scenario_spec_rejects_nonsense() -> None:
     with pytest.raises(ValueError):
         list(ScenarioSpec("x", "y").events(window_s=0))
+
+
+def test_segment_shift_moves_one_five_percent_segment_only() -> None:
+    """Only country=PL's amount moves (+3 sd from window 4); PL is ~5 % of traffic; the reference has PL."""
+    spec = get_scenario("segment_shift")
+    items = [e for e in spec.events(seed=1, windows=6, window_s=60.0, rate=20.0, start=T0)
+             if isinstance(e, dict) and "label" not in e]
+    frame = pd.DataFrame([{**e["features"], "w": int((ts_of(e["timestamp"]) - T0) // 60)} for e in items])
+    assert abs((frame["country"] == "PL").mean() - 0.05) < 0.01
+    assert len(frame) / 6 > 4000  # 4x the given rate: ~4,800 events per window here
+    before, after = frame[frame["w"] < 4], frame[frame["w"] >= 4]
+    pl_b, pl_a = before[before["country"] == "PL"], after[after["country"] == "PL"]
+    rest_b, rest_a = before[before["country"] != "PL"], after[after["country"] != "PL"]
+    sd = 31.2
+    assert 1.5 * sd < pl_a["amount"].mean() - pl_b["amount"].mean() < 2.5 * sd
+    assert abs(rest_a["amount"].mean() - rest_b["amount"].mean()) < 0.1 * sd
+    ref = spec.reference(rows=20_000, seed=0)["fraud"]
+    assert abs((ref["country"] == "PL").mean() - 0.05) < 0.01

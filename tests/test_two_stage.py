@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from monitor.config import MonitorSettings
 from monitor.core.reference import build_profile
+from monitor.core.segment_profiles import with_segments
 from monitor.owner import ModelOwner, ReferenceBook
 from monitor.pipeline import Monitor
 from monitor.source import SourceAggregator
@@ -24,13 +25,15 @@ from monitor.wire import PartialRecord, decode, encode
 T0 = 1_767_225_600.0
 
 
-def reference(model: str, seed: int = 0, n: int = 4000):
+def reference(model: str, seed: int = 0, n: int = 4000, segments: tuple[str, ...] = ()):
     rng = np.random.default_rng(seed)
     x = rng.normal(0, 1, n)
-    return build_profile(model, pd.DataFrame({
+    table = pd.DataFrame({
         "x": x, "y": rng.normal(5, 2, n), "c": rng.choice(["a", "b", "c"], n, p=[0.5, 0.3, 0.2]),
-        "score": 1 / (1 + np.exp(-x)), "prediction": (x > 0).astype(int), "label": (x > 0).astype(int)}),
-        built_at="2026-01-01T00:00:00Z")
+        "score": 1 / (1 + np.exp(-x)), "prediction": (x > 0).astype(int), "label": (x > 0).astype(int)})
+    profile = build_profile(model, table, built_at="2026-01-01T00:00:00Z")
+    # segment_max_values 2: c=a and c=b get their own state, c=c pools into __other__, z is unseen
+    return with_segments(profile, table, segments, 2) if segments else profile
 
 
 def stream(seed: int, windows: int = 5, per_window: int = 400, models=("a", "b")):
@@ -161,6 +164,43 @@ def test_any_keying_over_four_sources_gives_the_single_source_points(refs, keyin
     assert_same(expected, got)
     drifted = {p.tag("feature") for p in expected.values() if p.measurement == "drift" and p.field("drifted")}
     assert "x" in drifted  # the test data does drift: the comparison covers drifted windows too
+
+
+@pytest.fixture(scope="module")
+def seg_refs():
+    return {"a": reference("a", segments=("c",)), "b": reference("b", seed=1, segments=("c",))}
+
+
+@pytest.mark.parametrize("keying", ["request_id", "model", "none"])
+def test_segment_points_merge_like_the_models(seg_refs, keying):
+    """Per-segment state (bins, latency, errors, joined labels) is part of the partials: any keying over four
+    sources gives the single source's segment points too, drift decided in one family with the model's."""
+    st_ = settings_(segments=["c"], segment_max_values=2)
+    if keying == "none":
+        st_ = settings_(segments=["c"], segment_max_values=2, labels_topic="")
+    events = stream(3, per_window=1200)  # ~100 events per segment-window of model a: enough to flag
+    if keying == "none":
+        events = [e for e in events if isinstance(e, PredictionEvent)]
+    expected = single(events, seg_refs, st_)
+    got = multi(events, seg_refs, st_, 4, keying, seed=1, chaos=True)
+    assert_same(expected, got)
+    segs = {p.tag("segment") for p in expected.values()}
+    assert segs == {None, "c=a", "c=b", "c=__other__"}  # z is unseen: no segment
+    drifted = {(p.tag("segment"), p.tag("feature")) for p in expected.values()
+               if p.measurement == "drift" and p.field("drifted")}
+    assert ("c=a", "x") in drifted
+    if keying != "none":
+        assert any(p.measurement == "performance" and p.tag("segment") == "c=b" and p.tag("metric") == "accuracy"
+                   for p in expected.values())
+
+
+@settings(max_examples=6, deadline=None)
+@given(st.integers(1, 4), st.sampled_from(["request_id", "model"]), st.integers(0, 10_000), st.booleans())
+def test_partials_with_segments_merge_to_the_single_source_result(k, keying, seed, chaos):
+    refs = {"a": reference("a", segments=("c",)), "b": reference("b", seed=1, segments=("c",))}
+    st_ = settings_(segments=["c"], segment_max_values=2)
+    events = stream(seed % 7, windows=3, per_window=200)
+    assert_same(single(events, refs, st_), multi(events, refs, st_, k, keying, seed, chaos))
 
 
 @settings(max_examples=12, deadline=None)

@@ -5,9 +5,12 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from monitor.config import MonitorSettings
 from monitor.core.aggregate import Batch, WindowState
 from monitor.core.binning import FeatureBinner
 from monitor.core.reference import build_profile
+from monitor.core.segment_profiles import with_segments
+from monitor.segments import segmenter_for
 from monitor.types import PredictionEvent
 from monitor.wire import (
     WIRE_FIELDS,
@@ -22,9 +25,11 @@ from monitor.wire import (
     window_state_fields,
 )
 
-REF = build_profile("m", pd.DataFrame({"x": np.linspace(-3, 3, 500), "c": ["a", "b"] * 250,
-                                       "prediction": [0, 1] * 250, "score": np.linspace(0, 1, 500)}),
-                    built_at="2026-01-01T00:00:00Z")
+_TABLE = pd.DataFrame({"x": np.linspace(-3, 3, 500), "c": ["a", "b"] * 250, "prediction": [0, 1] * 250,
+                       "score": np.linspace(0, 1, 500)})
+REF = build_profile("m", _TABLE, built_at="2026-01-01T00:00:00Z")
+#: with segments c=a and c=b: the sub-states travel too
+SEG_REF = with_segments(REF, _TABLE, ["c"])
 
 
 def test_every_window_state_field_has_a_wire_form():
@@ -33,20 +38,30 @@ def test_every_window_state_field_has_a_wire_form():
 
 def _state(seed: int, exact: bool, n: int) -> WindowState:
     rng = np.random.default_rng(seed)
-    binner = FeatureBinner(REF)
+    binner = FeatureBinner(SEG_REF)
     evs = [PredictionEvent("m", f"r{i}", 0.0, {"x": float(rng.normal()), "c": str(rng.choice(["a", "b", "z"]))},
                            prediction=int(rng.integers(2)), score=float(rng.uniform()),
                            latency_ms=float(rng.lognormal(3, 1)), error="boom" if rng.uniform() < 0.1 else None)
            for i in range(n)]
     s = WindowState.empty(binner, exact)
-    s.ingest(Batch.build(evs, binner), np.arange(n), binner)
+    batch = Batch.build(evs, binner)
+    s.ingest(batch, np.arange(n), binner)
+    seg = segmenter_for(binner, MonitorSettings(segments=["c"]))
+    assert seg is not None
+    seg.ingest(s, np.arange(n), seg.assign(batch))
     for e in evs[: n // 2]:
         s.perf.update(int(rng.integers(2)), e.prediction, "classification")
+        for sub in (s.segments or {}).values():
+            sub.perf.update(int(rng.integers(2)), e.prediction, "classification")
     s.late, s.invalid, s.duplicates, s.labels_unmatched = 3, 2, 1, 4
     return s
 
 
 def _same(a: WindowState, b: WindowState) -> None:
+    assert (a.segments or {}).keys() == (b.segments or {}).keys()
+    for key, sub in (a.segments or {}).items():
+        assert b.segments is not None
+        _same(sub, b.segments[key])
     for name in ("num_counts", "num_missing", "num_oor", "cat_counts", "cat_missing", "cat_unseen"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
     for name in ("events", "errors", "est_correct_nano", "est_n", "late", "invalid", "duplicates",
@@ -81,6 +96,9 @@ def test_extras_replace_absolute_values():
                                                 extras=extras_of(b)))).extras)  # type: ignore[arg-type]
     assert (a.late, a.invalid, a.duplicates, a.labels_unmatched) == (b.late, b.invalid, b.duplicates, b.labels_unmatched)
     assert a.perf.values() == b.perf.values() and a.perf.n == b.perf.n
+    assert a.segments is not None and b.segments is not None and a.segments.keys() == b.segments.keys()
+    for key, sub in a.segments.items():  # the segments' joined labels are extras too
+        assert sub.perf.values() == b.segments[key].perf.values() and sub.perf.n == b.segments[key].perf.n > 0
 
 
 def test_watermark_round_trip():

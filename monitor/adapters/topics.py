@@ -30,6 +30,10 @@ class TopicSpec:
     configs: Mapping[str, str] = field(default_factory=dict)
 
 
+#: ``max.message.bytes`` of the partials and references topics: the worker producer's max_request_size (16 MiB)
+MAX_MESSAGE_BYTES = str(16 * 1024 * 1024)
+
+
 class TopicError(RuntimeError):
     """The topics exist but cannot work together (e.g. labels partitioned unlike predictions)."""
 
@@ -40,9 +44,12 @@ def worker_topics(settings: MonitorSettings, partitions: int) -> list[TopicSpec]
     grace_ms = str(int(max(7 * 86_400.0, 4 * (settings.label_grace_s + settings.window_s)) * 1000))
     specs = [
         TopicSpec(settings.predictions_topic, partitions),
-        TopicSpec(settings.partials_topic, partitions, {"cleanup.policy": "delete", "retention.ms": grace_ms}),
+        # a partial window (segment sub-states) or a profile (nested segment profiles) can pass the brokers'
+        # default 1 MB message limit: allow what the worker's producer may send
+        TopicSpec(settings.partials_topic, partitions, {"cleanup.policy": "delete", "retention.ms": grace_ms,
+                                                        "max.message.bytes": MAX_MESSAGE_BYTES}),
         TopicSpec(settings.checkpoint_topic, partitions, {"cleanup.policy": "compact"}),
-        TopicSpec(settings.references_topic, 1, {"cleanup.policy": "compact"}),
+        TopicSpec(settings.references_topic, 1, {"cleanup.policy": "compact", "max.message.bytes": MAX_MESSAGE_BYTES}),
         TopicSpec(settings.retraining_topic, partitions, {"retention.ms": week_ms}),
         TopicSpec(settings.dlq_topic, partitions, {"retention.ms": week_ms}),
     ]

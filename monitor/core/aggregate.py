@@ -172,18 +172,18 @@ class PerformanceState:
         return int(round(self.cm.total_weight)) + self.n_reg
 
     def update(self, label: object, prediction: object, task: str | None) -> None:
-        if prediction is None:
+        self.add(outcome(label, prediction, task))
+
+    def add(self, out: Outcome) -> None:
+        """Count one labelled outcome (:func:`outcome`: computed once for a window and its segments)."""
+        if out is None:
             return
-        numeric = isinstance(label, int | float) and not isinstance(label, bool) and isinstance(
-            prediction, int | float) and not isinstance(prediction, bool)
-        if task == "regression" or (task is None and numeric and not _looks_like_class(label, prediction)):
-            if numeric:
-                err = float(prediction) - float(label)  # type: ignore[arg-type]
-                self.n_reg += 1
-                self.abs_err += abs(err)
-                self.sq_err += err * err
-            return
-        self.cm.update(_class(label), _class(prediction))
+        if isinstance(out, tuple):
+            self.cm.update(out[0], out[1])
+        else:
+            self.n_reg += 1
+            self.abs_err += abs(out)
+            self.sq_err += out * out
 
     def merge_in(self, other: PerformanceState) -> None:
         for y_true, row in other.cm.data.items():
@@ -208,6 +208,21 @@ class PerformanceState:
             out["mae"] = self.abs_err / self.n_reg
             out["rmse"] = math.sqrt(self.sq_err / self.n_reg)
         return out
+
+
+#: one labelled outcome: (true class, predicted class), a regression error (prediction − label), or None
+Outcome = tuple[Any, Any] | float | None
+
+
+def outcome(label: object, prediction: object, task: str | None) -> Outcome:
+    """What a label and its prediction add to a :class:`PerformanceState`."""
+    if prediction is None:
+        return None
+    numeric = isinstance(label, int | float) and not isinstance(label, bool) and isinstance(
+        prediction, int | float) and not isinstance(prediction, bool)
+    if task == "regression" or (task is None and numeric and not _looks_like_class(label, prediction)):
+        return float(prediction) - float(label) if numeric else None  # type: ignore[arg-type]
+    return _class(label), _class(prediction)
 
 
 def _looks_like_class(label: object, prediction: object) -> bool:
@@ -248,6 +263,8 @@ class WindowState:
     error_top: dict[str, int] = field(default_factory=dict)
     #: exact-KS mode only: raw numeric values per feature
     raw: list[list[np.ndarray]] | None = None
+    #: per segment (``country=PL``) the state of the window's events in it (monitor/segments.py); None: none
+    segments: dict[str, WindowState] | None = None
 
     @classmethod
     def empty(cls, binner: FeatureBinner | None, exact: bool = False) -> WindowState:
@@ -335,6 +352,13 @@ class WindowState:
                 self.raw = [[] for _ in other.raw]
             for mine_list, theirs_list in zip(self.raw, other.raw, strict=True):
                 mine_list.extend(theirs_list)
+        if other.segments:
+            mine = self.segments if self.segments is not None else {}
+            for key, sub in other.segments.items():
+                if key not in mine:
+                    mine[key] = WindowState()  # a copy: merged states never share sub-states
+                mine[key].merge_in(sub)
+            self.segments = mine
 
     def nbytes(self) -> int:
         """Bytes held by the mergeable state (bin counts and sketches)."""
@@ -343,6 +367,8 @@ class WindowState:
         total += self.latency.nbytes()
         if self.raw is not None:
             total += sum(a.nbytes for col in self.raw for a in col)
+        if self.segments:
+            total += sum(sub.nbytes() for sub in self.segments.values())
         return total
 
 

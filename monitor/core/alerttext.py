@@ -45,14 +45,18 @@ def deep_link(base_url: str, labels: Mapping[str, str], window_s: float, first_s
     return base_url + ("&" if "?" in base_url else "?") + urlencode(params)
 
 
-def window_text(window: WindowRange, events: int) -> str:
-    """``"2026-01-01T00:20:00.000Z – 2026-01-01T00:25:00.000Z (5m window, 3,012 events)"``.
+def window_text(window: WindowRange, events: int, segment: str = "") -> str:
+    """``"2026-01-01T00:20:00.000Z – 2026-01-01T00:25:00.000Z (5m window, 3,012 events)"``; with a
+    ``segment`` the events are the segment's.
 
     >>> window_text(WindowRange(0.0, 300.0), 3012)
     '1970-01-01T00:00:00.000Z – 1970-01-01T00:05:00.000Z (5m window, 3,012 events)'
+    >>> window_text(WindowRange(0.0, 300.0), 151, "country=PL")[-37:]
+    '(5m window, 151 events in country=PL)'
     """
+    where = f" in {segment}" if segment else ""
     return (f"{rfc3339(window.start)} – {rfc3339(window.end)} "
-            f"({format_duration(window.end - window.start)} window, {events:,} events)")
+            f"({format_duration(window.end - window.start)} window, {events:,} events{where})")
 
 
 def scope(labels: Mapping[str, str]) -> str:

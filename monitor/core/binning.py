@@ -159,6 +159,9 @@ class FeatureBinner:
 
     def __init__(self, profile: ReferenceProfile) -> None:
         self.profile = profile
+        #: KS p-values of windows with n_eff < 1000 from the exact distribution (False: Stephens' approximation,
+        #: for the many small windows of segments; :func:`~monitor.core.drift.ks.ks_binned`)
+        self.exact_small_ks = True
         nums: list[NumericProfile] = list(profile.numeric.values())
         if profile.score is not None:
             nums.append(profile.score)
@@ -288,7 +291,7 @@ class FeatureBinner:
             if "psi" in methods:
                 cols["psi"] = (psi(self._psi_ref, self._coarse(num_counts), mask=self._psi_mask), None, None)
             if "ks" in methods:
-                d, p, bound = ks_binned(self._num_ref, num_counts, self._num_count)
+                d, p, bound = ks_binned(self._num_ref, num_counts, self._num_count, self.exact_small_ks)
                 cols["ks"] = (d, p, bound)
             if "wasserstein" in methods:
                 cols["wasserstein"] = (wasserstein_binned(self._num_ref, num_counts, self._num_widths,

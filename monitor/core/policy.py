@@ -17,13 +17,13 @@ Drift decision for one window (all features' tests form one family):
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from monitor.config import PolicyConfig
-from monitor.core import alerttext, explain
+from monitor.core import alerttext, explain, segment_policy
 from monitor.core.binning import StatResult
 from monitor.core.drift.multitest import benjamini_hochberg
 from monitor.types import Alert, DriftResult, Evidence, RetrainRequest, WindowRange, rfc3339
@@ -32,21 +32,45 @@ TESTS = ("ks", "chi2")
 PSEUDO_FEATURES = ("__prediction__", "__score__")
 
 
+def family_alpha(policy: PolicyConfig, methods: Iterable[str] = TESTS) -> float:
+    """The false-discovery rate of a window's test family: the smallest ``alpha`` of its test methods."""
+    cfgs = [policy.methods.get(m) for m in methods]
+    return min((c.alpha if c is not None and c.alpha else 0.01 for c in cfgs), default=0.01)
+
+
+def joint_significance(groups: Sequence[Sequence[StatResult]], policy: PolicyConfig) -> list[dict[str, bool]]:
+    """Benjamini–Hochberg over the tests of every group together (one window: the model's statistics and
+    each segment's); per group, feature → whether one of its tests is a discovery.
+
+    >>> from monitor.config import PolicyConfig
+    >>> a = [StatResult("x", "ks", 0.3, 1e-6, 500), StatResult("x", "psi", 0.4, None, 500)]
+    >>> b = [StatResult("x", "ks", 0.05, 0.03, 500), StatResult("y", "chi2", 9.0, 0.004, 500)]
+    >>> joint_significance([a, b], PolicyConfig())
+    [{'x': True}, {'x': False, 'y': True}]
+    """
+    tests = [(g, s) for g, stats in enumerate(groups) for s in stats if s.method in TESTS and s.p_value is not None]
+    out: list[dict[str, bool]] = [{} for _ in groups]
+    if tests:
+        alpha = family_alpha(policy, {s.method for _, s in tests})
+        reject, _ = benjamini_hochberg(np.array([s.p_value for _, s in tests], dtype=np.float64), alpha)
+        for (g, s), rej in zip(tests, reject, strict=True):
+            out[g][s.feature] = out[g].get(s.feature, False) or bool(rej)
+    return out
+
+
 def decide_drift(
     stats: Sequence[StatResult],
     policy: PolicyConfig,
     n_categories: Mapping[str, int],
     window_events: int,
+    significant: Mapping[str, bool] | None = None,
 ) -> list[DriftResult]:
-    """Apply BH, effect floors and thresholds to one window's statistics (see module docstring)."""
-    tests = [i for i, s in enumerate(stats) if s.method in TESTS and s.p_value is not None]
-    significant: dict[str, bool] = {}
-    if tests:
-        alpha = min(policy.methods[stats[i].method].alpha or 0.01 for i in tests)
-        p = np.array([stats[i].p_value for i in tests], dtype=np.float64)
-        reject, _ = benjamini_hochberg(p, alpha)
-        for i, rej in zip(tests, reject, strict=True):
-            significant[stats[i].feature] = significant.get(stats[i].feature, False) or bool(rej)
+    """Apply BH, effect floors and thresholds to one window's statistics (see module docstring).
+
+    ``significant`` (feature → a discovery) replaces the window's own BH when the family is larger than
+    ``stats`` (the model's and its segments' tests: :func:`joint_significance`)."""
+    if significant is None:
+        significant = joint_significance([stats], policy)[0]
     enough = window_events >= policy.min_window_events
     out: list[DriftResult] = []
     for s in stats:
@@ -134,6 +158,8 @@ class WindowFacts:
     baselines: Sequence[BaselineDrift] = ()
     training_alerts: bool = True
     training_retrain: bool = True
+    #: the segment (``country=PL``) these facts are about; empty: the whole model
+    segment: str = ""
 
 
 @dataclass
@@ -153,6 +179,8 @@ class PolicyState:
     latency_baseline: list[float] = field(default_factory=list)
     error_baseline: list[float] = field(default_factory=list)
     accuracy_baseline: list[float] = field(default_factory=list)
+    #: per segment its own alerts and baselines (its streaks are the model's)
+    segments: dict[str, PolicyState] = field(default_factory=dict)
 
 
 SEVERITIES = ("warning", "critical")
@@ -195,12 +223,26 @@ class Policy:
     def state(self, model: str, version: str | None) -> PolicyState:
         return self._state.setdefault((model, version), PolicyState())
 
-    def evaluate(self, facts: WindowFacts) -> tuple[list[Alert], list[RetrainRequest]]:
+    def evaluate(self, facts: WindowFacts,
+                 segments: Sequence[WindowFacts] = ()) -> tuple[list[Alert], list[RetrainRequest]]:
+        """Alerts and retraining requests of one window of the model and (``segments``) of its segments."""
         st = self.state(facts.model, facts.model_version)
         conditions = self._conditions(facts, st)
         alerts = self._transitions(facts, st, conditions)
-        retrain = self._retrain(facts, st, conditions)
+        seg_conditions: list[_Condition] = []
+        for sf in segments:
+            sst = st.segments.setdefault(sf.segment, PolicyState())
+            conds = self._segment_conditions(conditions, sf, sst)
+            alerts += self._transitions(sf, sst, conds)
+            seg_conditions += conds
+        retrain = self._retrain(facts, st, conditions + seg_conditions, segments)
         return alerts, retrain
+
+    def _segment_conditions(self, model_conds: Sequence[_Condition], f: WindowFacts,
+                            st: PolicyState) -> list[_Condition]:
+        """A segment's conditions, labelled ``segment`` and guarded (monitor/core/segment_policy.py)."""
+        return segment_policy.guard(self._conditions(f, st), model_conds, f, {key[:3] for key in st.alerts},
+                                    self.config.min_window_events)
 
     # -- conditions -----------------------------------------------------------------------------
     def _conditions(self, f: WindowFacts, st: PolicyState) -> list[_Condition]:
@@ -372,7 +414,7 @@ class Policy:
             headline = cond.firing.replace("{threshold}", cond.fmt(threshold))
         else:
             headline = f"{cond.alertname} resolved, {cond.current} ({level} threshold {cond.fmt(threshold)})"
-        lines = [f"{headline}.", f"Window {alerttext.window_text(f.window, f.events)}."]
+        lines = [f"{headline}.", f"Window {alerttext.window_text(f.window, f.events, labels.get('segment', ''))}."]
         if cond.moved:
             lines.append(f"What moved: {cond.moved}.")
         if status == "resolved":
@@ -421,17 +463,23 @@ class Policy:
         return out
 
     # -- retraining -------------------------------------------------------------------------------
-    def _retrain(self, f: WindowFacts, st: PolicyState, conds: list[_Condition]) -> list[RetrainRequest]:
+    def _retrain(self, f: WindowFacts, st: PolicyState, conds: list[_Condition],
+                 segments: Sequence[WindowFacts] = ()) -> list[RetrainRequest]:
+        """A model's streaks count its windows where the model or one of its segments is drifted (evidence
+        names the segment); accuracy and data-quality conditions of segments count like the model's."""
         c = self.config
         # drift that may ask for retraining: against the training profile and the baselines allowed to
         all_drift = [*(f.drift if f.training_retrain else ()), *(d for b in f.baselines if b.retrain for d in b.drift)]
         drifted = [d for d in all_drift if d.drifted and d.method == c.severity_method]
         flagged = drifted_features(all_drift, c)
+        seg_flagged = [(sf.segment, drifted_features(sf.drift, c)) for sf in segments]
+        seg_flagged = [(key, feats) for key, feats in seg_flagged if len(feats) >= c.retrain_min_features]
         perf_bad = any(x.alertname in ("AccuracyDrop", "EstimatedAccuracyDrop") and x.severity == "critical"
                        for x in conds)
         quality_bad = any(x.alertname == "DataQuality" and x.severity is not None for x in conds)
         st.drift_streak, st.drift_since = _streak(st.drift_streak, st.drift_since,
-                                                  len(flagged) >= c.retrain_min_features, f.window.start)
+                                                  len(flagged) >= c.retrain_min_features or bool(seg_flagged),
+                                                  f.window.start)
         st.perf_streak, st.perf_since = _streak(st.perf_streak, st.perf_since, perf_bad, f.window.start)
         st.quality_streak, st.quality_since = _streak(st.quality_streak, st.quality_since, quality_bad,
                                                       f.window.start)
@@ -443,14 +491,21 @@ class Policy:
             reason, since = "drift", st.drift_since
             chosen = drifted or [d for d in all_drift if d.drifted and d.feature in flagged]
             evidence = [Evidence(d.feature, d.method, d.score, d.threshold) for d in chosen]
+            for sf in segments:
+                feats = dict(seg_flagged).get(sf.segment)
+                if feats:
+                    seg_drifted = [d for d in sf.drift if d.drifted and d.method == c.severity_method] or \
+                        [d for d in sf.drift if d.drifted and d.feature in feats]
+                    evidence += [Evidence(d.feature, d.method, d.score, d.threshold, sf.segment) for d in seg_drifted]
         elif st.perf_streak >= n:
             reason, since = "performance", st.perf_since
-            evidence = [Evidence("__model__", x.metric, x.levels["critical"][0], x.levels["critical"][1])
+            evidence = [Evidence("__model__", x.metric, x.levels["critical"][0], x.levels["critical"][1],
+                                 dict(x.extra).get("segment", ""))
                         for x in conds if x.alertname in ("AccuracyDrop", "EstimatedAccuracyDrop") and x.severity]
         elif st.quality_streak >= n:
             reason, since = "data_quality", st.quality_since
-            evidence = [Evidence(x.feature, x.metric, *x.levels["warning"]) for x in conds
-                        if x.alertname == "DataQuality" and x.severity]
+            evidence = [Evidence(x.feature, x.metric, *x.levels["warning"], dict(x.extra).get("segment", ""))
+                        for x in conds if x.alertname == "DataQuality" and x.severity]
         if reason is None:
             return []
         cooldown = c.retrain_cooldown_s

@@ -136,6 +136,9 @@ class ReferenceProfile:
     task: Literal["classification", "regression"] | None = None
     performance: Mapping[str, float] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+    #: per segment feature, per value (most frequent first, then ``__other__``) the profile of the reference
+    #: rows with that value (:mod:`monitor.core.segment_profiles`); empty: built without segments
+    segments: Mapping[str, Mapping[str, ReferenceProfile]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # these names become InfluxDB tags: refuse what the line protocol cannot carry (monitor.names)
@@ -148,7 +151,7 @@ class ReferenceProfile:
             check_name(name, "feature name")
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "format_version": self.format_version, "model": self.model, "built_at": self.built_at,
             "rows": self.rows, "task": self.task, "performance": dict(self.performance),
             "numeric": [p.to_dict() for p in self.numeric.values()],
@@ -156,6 +159,10 @@ class ReferenceProfile:
             "prediction": self.prediction.to_dict() if self.prediction is not None else None,
             "score": self.score.to_dict() if self.score is not None else None,
         }
+        if self.segments:  # only when present: a profile without segments keeps its content hash
+            out["segments"] = {feature: [{"value": value, "profile": prof.to_dict()} for value, prof in values.items()]
+                               for feature, values in self.segments.items()}
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ReferenceProfile:
@@ -177,7 +184,8 @@ class ReferenceProfile:
                 raise ValueError(f"unknown task {task!r}")
             return cls(model=str(d["model"]), built_at=str(d["built_at"]), rows=int(d["rows"]),
                        numeric=numeric, categorical=categorical, prediction=pred, score=score, task=task,
-                       performance={str(k): float(v) for k, v in (d.get("performance") or {}).items()})
+                       performance={str(k): float(v) for k, v in (d.get("performance") or {}).items()},
+                       segments=_segments_from_dict(d.get("segments")))
         except KeyError as exc:
             raise ValueError(f"reference profile is missing key {exc.args[0]!r}") from None
         except (TypeError, AttributeError) as exc:
@@ -206,6 +214,30 @@ class ReferenceProfile:
             return cls.from_dict(data)
         except ValueError as exc:
             raise ValueError(f"{path}: {exc}") from None
+
+
+def _segments_from_dict(d: Any) -> dict[str, dict[str, ReferenceProfile]]:
+    """The nested segment profiles of a profile's JSON (``{feature: [{"value", "profile"}, …]}``)."""
+    if d is None:
+        return {}
+    if not isinstance(d, Mapping):
+        raise ValueError("segments must be an object of feature → list of {value, profile}")
+    out: dict[str, dict[str, ReferenceProfile]] = {}
+    for feature, values in d.items():
+        if not isinstance(values, list):
+            raise ValueError(f"segments of {feature!r} must be a list")
+        out[str(feature)] = {}
+        for entry in values:
+            value = str(entry["value"])
+            check_name(f"{feature}={value}", "segment")  # the value becomes a tag: segment=<feature>=<value>
+            try:
+                prof = ReferenceProfile.from_dict(entry["profile"])
+            except ValueError as exc:
+                raise ValueError(f"segment {feature}={value}: {exc}") from None
+            if prof.segments:
+                raise ValueError(f"segment {feature}={value}: a segment profile cannot have segments")
+            out[str(feature)][value] = prof
+    return out
 
 
 # -- reading tables ---------------------------------------------------------------------------------

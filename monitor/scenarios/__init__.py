@@ -77,7 +77,9 @@ class ScenarioSpec:
     the share of successful predictions that get a label event; ``concept`` swaps the features for river's
     SEA stream with a concept drift at the ``concept_drift`` change's window; ``malformed_share`` is the
     share of prediction-topic lines that are invalid; ``extra_field_share`` the share of valid events
-    carrying an unknown (allowed) field.
+    carrying an unknown (allowed) field; ``countries`` ((name, share), …) replaces the default country mix;
+    ``segments`` are the segment features the scenario is meant to be monitored with (``monitor demo`` and
+    the benchmarks turn them on).
     """
 
     name: str
@@ -93,6 +95,8 @@ class ScenarioSpec:
     rhythm_period_s: float = 86_400.0
     labelled_share: float = LABELLED_SHARE
     concept: bool = False
+    countries: tuple[tuple[str, float], ...] = ()
+    segments: tuple[str, ...] = ()
 
     # -- helpers ------------------------------------------------------------------------------------------
     def rate_of(self, model: str, rate: float) -> float:
@@ -142,7 +146,7 @@ class ScenarioSpec:
             else:
                 phase = rng.permutation(np.linspace(0.0, self.season_windows, rows, endpoint=False))
                 feats = draw_features(rng, rows, phase=phase, seasonal=self.seasonal,
-                                      season_windows=self.season_windows)
+                                      season_windows=self.season_windows, countries=self.countries)
                 res = self._outputs(rng, feats, model, None)
                 cols = {**feats, "prediction": res["prediction"], "score": res["score"], "label": res["label"]}
             frame = pd.DataFrame(cols)
@@ -218,7 +222,7 @@ class ScenarioSpec:
             outs = {"score": score, "prediction": (score >= 0.5).astype(np.int64), "label": label}
         else:
             feats = draw_features(rng, n, phase=(offsets / window_s) + w, seasonal=self.seasonal,
-                                  season_windows=self.season_windows)
+                                  season_windows=self.season_windows, countries=self.countries)
             if self.rhythm:
                 feats = apply_rhythm(rng, feats, rhythm_level(ts, self.rhythm_period_s), self.rhythm)
             feats = apply_feature_changes(rng, feats, changes, w)
@@ -299,6 +303,8 @@ class ScenarioSpec:
             "model_versions": {m: VERSIONS.get(m, "v1") for m in self.models},
             "changes": [asdict(c) for c in changes],
             "stable_features": {m: [f for f in self.features_of(m) if (m, f) not in changed] for m in self.models},
+            "segments": list(self.segments),
+            "changed_segments": sorted({c.segment for c in changes if c.segment}),
             "malformed_share": self.malformed_share,
             "labelled_share": self.labelled_share,
             "conventions": "window w covers [start + w*window_s, start + (w+1)*window_s); windows are 0-based; "
@@ -352,6 +358,12 @@ SCENARIOS: dict[str, ScenarioSpec] = {s.name: s for s in (
     ScenarioSpec("multi_model", "3 models at 5/20/50 events/s (at --rate 20); only 'churn' drifts (x3 +1 sd "
                  "from window 4)", models=("fraud", "churn", "ranker"), rates=(0.25, 1.0, 2.5),
                  changes=(Change("x3", "mean_shift", 4, None, 1.0, model="churn"),)),
+    ScenarioSpec("segment_shift", "only country=PL (5% of traffic) moves: its amount +2 sd from window 4, while "
+                 "the whole model and every other segment stay put; monitored with segments [country, device], "
+                 "at 4x the given rate so that PL has enough events per window",
+                 changes=(Change("amount", "mean_shift", 4, None, 2.0, segment="country=PL"),),
+                 countries=(("US", 0.38), ("DE", 0.2), ("FR", 0.15), ("GB", 0.12), ("IN", 0.1), ("PL", 0.05)),
+                 segments=("country", "device"), rates=(4.0,)),
     ScenarioSpec("mixed", "end to end: amount +1 sd from window 4, latency x3 in windows 6-7, 25% errors in "
                  "window 8, 30% of labels flipped from window 9; age and device stay stable",
                  changes=(Change("amount", "mean_shift", 4, None, 1.0),

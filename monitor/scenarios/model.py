@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -72,6 +73,8 @@ class Change:
         (``score_shift``), expected accuracy drop (``concept_drift``).
     model
         The model whose traffic changes.
+    segment
+        ``<feature>=<value>`` (e.g. ``country=PL``): only the events of that segment change; None: all.
     """
 
     target: str
@@ -80,6 +83,7 @@ class Change:
     end_window: int | None
     magnitude: float
     model: str = "fraud"
+    segment: str | None = None
 
     def active(self, w: int) -> bool:
         """Whether the change is in effect in window ``w`` (a gradual one: from its start on)."""
@@ -109,8 +113,12 @@ class Change:
 
 
 def draw_features(rng: np.random.Generator, n: int, *, phase: np.ndarray | None = None,
-                  seasonal: float = 0.0, season_windows: float = 6.0) -> dict[str, np.ndarray]:
-    """Draw ``n`` rows of the stable regime; ``phase`` (in windows) drives the seasonal pattern of ``x1``."""
+                  seasonal: float = 0.0, season_windows: float = 6.0,
+                  countries: Sequence[tuple[str, float]] = ()) -> dict[str, np.ndarray]:
+    """Draw ``n`` rows of the stable regime; ``phase`` (in windows) drives the seasonal pattern of ``x1``;
+    ``countries`` ((name, share), …) replaces the default country mix."""
+    names, shares = (tuple(c for c, _ in countries), tuple(p for _, p in countries)) if countries \
+        else (COUNTRIES, COUNTRY_P)
     x = rng.normal(0.0, 1.0, (4, n))
     feats: dict[str, np.ndarray] = {
         "amount": np.exp(rng.normal(3.3, 0.75, n)),
@@ -118,7 +126,7 @@ def draw_features(rng: np.random.Generator, n: int, *, phase: np.ndarray | None 
         "num_items": rng.poisson(3.0, n).astype(np.int64),
         "tenure_days": rng.exponential(300.0, n),
         "x1": x[0], "x2": x[1], "x3": x[2], "x4": x[3],
-        "country": np.asarray(COUNTRIES, dtype=object)[rng.choice(len(COUNTRIES), n, p=COUNTRY_P)],
+        "country": np.asarray(names, dtype=object)[rng.choice(len(names), n, p=shares)],
         "device": np.asarray(DEVICES, dtype=object)[rng.choice(len(DEVICES), n, p=DEVICE_P)],
         "is_returning": rng.uniform(size=n) < 0.55,
     }
@@ -139,7 +147,11 @@ def apply_feature_changes(rng: np.random.Generator, feats: dict[str, np.ndarray]
         if level == 0.0:
             continue
         if c.kind in ("mean_shift", "gradual"):
-            shifted = out[name] + level * c.magnitude * SD[name]
+            shift = np.full(len(out[name]), level * c.magnitude * SD[name])
+            if c.segment is not None:  # only the events of one segment move
+                feature, value = c.segment.split("=", 1)
+                shift[out[feature] != value] = 0.0
+            shifted = out[name] + shift
             out[name] = np.rint(shifted).astype(np.int64) if out[name].dtype.kind == "i" else shifted
         elif c.kind == "new_category":
             hit = rng.uniform(size=len(out[name])) < c.magnitude

@@ -1,9 +1,10 @@
 """After a simulated run written to a real InfluxDB (1.6.7, InfluxQL), every dashboard query returns data.
 
 The data comes from the real pipeline, run as a user would (subprocesses):
-``monitor simulate mixed`` → ``monitor reference build`` → ``monitor replay`` → ``OUT/metrics.lp`` POSTed to
-``/write?db=driftline``. Each dashboard's template variables are then resolved the way Grafana does it — by
-running their own queries in order — and substituted into every panel, variable and annotation query:
+``monitor simulate mixed`` → ``monitor reference build --segments country,device`` → ``monitor replay`` (segments
+on) → ``OUT/metrics.lp`` POSTed to ``/write?db=driftline``. Each dashboard's template variables are then
+resolved the way Grafana does it — by running their own queries in order — and substituted into every panel,
+variable and annotation query:
 
 * pass "all": every variable at its default (All → ``.*``; the ``baseline`` variable: training), as a
   dashboard opens;
@@ -18,6 +19,7 @@ did write them, their panels must return data like the rest.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -33,9 +35,9 @@ DB = "driftline"
 INTERVAL = "1m"
 
 
-def run_cli(*args: str, cwd: Path) -> None:
+def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> None:
     r = subprocess.run([sys.executable, "-m", "monitor", *args], cwd=cwd, capture_output=True, text=True,
-                       timeout=600)
+                       timeout=600, env={**os.environ, **(env or {})})
     assert r.returncode == 0, f"monitor {' '.join(args)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
 
 
@@ -59,12 +61,13 @@ def simulated(influxdb: str, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     for table in tables:
         model = table.name.removesuffix(".reference.csv")
         run_cli("reference", "build", "--model", model, "--data", str(table), "--out", str(profiles / f"{model}.json"),
-                cwd=d)
+                "--segments", "country,device", cwd=d)
     ref = profiles / f"{tables[0].name.removesuffix('.reference.csv')}.json" if len(tables) == 1 else profiles
     config = d / "baselines.yaml"
     config.write_text("baselines: {trailing: 1h, block: 5m, min_events: 100}\n")
+    # segments on: the whole-model panels must still show the whole model, the segment panels the segments
     run_cli("replay", str(events), "--reference", str(ref), "--out", str(out), "--window", "5m", "--config",
-            str(config), cwd=d)
+            str(config), cwd=d, env={"MONITOR_SEGMENTS": "country,device"})
     lp = (out / "metrics.lp").read_bytes()
     r = httpx.post(f"{influxdb}/write", params={"db": DB, "precision": "ns"}, content=lp, timeout=60)
     assert r.status_code == 204, r.text
@@ -72,7 +75,7 @@ def simulated(influxdb: str, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     written = {line.split(b",", 1)[0].split(b" ", 1)[0].decode() for line in lp.splitlines() if line.strip()}
     # Grafana's $timeFilter for a range covering the run (window ends; first window starts 5m earlier)
     time_filter = f"time >= {min(stamps) // 1_000_000 - 300_000}ms and time <= {max(stamps) // 1_000_000}ms"
-    return {"url": influxdb, "measurements": written, "time_filter": time_filter}
+    return {"url": influxdb, "measurements": written, "time_filter": time_filter, "lp": lp}
 
 
 def boards() -> list[tuple[str, dict[str, Any]]]:
@@ -158,3 +161,22 @@ def test_the_training_comparison_is_the_points_without_a_baseline_tag(simulated:
     untagged, regex, trailing = count("\"baseline\" = ''"), count('"baseline" =~ /^()$/'), count('"baseline" = \'trailing\'')
     assert untagged == regex > 0 and trailing > 0
     assert count("time > 0") == untagged + trailing
+
+
+def test_whole_model_panels_read_the_whole_model_and_segment_panels_the_segments(simulated: dict[str, Any]) -> None:
+    """``"segment" = ''`` selects exactly the points without the tag on InfluxDB 1.6.7, ``!= ''`` the segments."""
+    tf = simulated["time_filter"]
+    whole = query(simulated["url"], f'SELECT sum("events") FROM "throughput" WHERE "segment" = \'\' AND {tf}')
+    segs = query(simulated["url"], f'SELECT sum("events") FROM "throughput" WHERE "segment" != \'\' AND {tf} '
+                                   'GROUP BY "segment"')
+    lines = simulated["lp"].decode().splitlines()
+    expected = sum(int(re.search(r" events=(\d+)i", line).group(1)) for line in lines  # type: ignore[union-attr]
+                   if line.startswith("throughput,") and "segment=" not in line)
+    assert whole["series"][0]["values"][0][1] == expected
+    by_seg = {s["tags"]["segment"]: s["values"][0][1] for s in segs["series"]}
+    assert set(by_seg) == {"country=US", "country=DE", "country=FR", "country=GB", "country=IN", "device=mobile",
+                           "device=desktop", "device=tablet"}
+    assert sum(v for k, v in by_seg.items() if k.startswith("country=")) == expected  # every event has a country
+    drifted = query(simulated["url"], f'SELECT "drifted_features" FROM "drift_summary" WHERE "segment" != \'\' '
+                                      f'AND "drifted_features" > 0 AND {tf} GROUP BY "segment"')
+    assert {s["tags"]["segment"] for s in drifted["series"]} >= {"country=US", "device=mobile"}  # amount +1 sd

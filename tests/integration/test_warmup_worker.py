@@ -24,19 +24,25 @@ W = 10.0
 WARMUP = 300
 
 
-def test_warm_up_profiles_are_shared_by_every_worker(kafka_broker, tmp_path):
+@pytest.mark.parametrize("segments", ["", "country,device"], ids=["model", "segments"])
+def test_warm_up_profiles_are_shared_by_every_worker(kafka_broker, tmp_path, segments):
+    """With segments, the warm-up profile carries nested segment profiles (a large record on the references
+    topic) and every worker's segment points equal one process's too."""
     spec = get_scenario("multi_model")
     events = [e for e in spec.events(seed=8, windows=10, window_s=W, rate=10.0, start=T0)
               if isinstance(e, dict) and "label" not in e]
-    mon = Monitor(MonitorSettings(window="10s", allowed_lateness="2s", warmup_events=WARMUP, labels_topic=""), {})
+    mon = Monitor(MonitorSettings(window="10s", allowed_lateness="2s", warmup_events=WARMUP, labels_topic="",
+                                  segments=segments), {})
     mon.observe([e for e in (decode_any(orjson.dumps(x)) for x in events) if isinstance(e, PredictionEvent)])
-    expected = {(p.tag("model"), p.tag("feature"), p.tag("method"), p.time_ns): p.field("score")
+    expected = {(p.tag("model"), p.tag("feature"), p.tag("method"), p.time_ns, p.tag("segment")): p.field("score")
                 for p in mon.close_all().points if p.measurement == "drift"}
-    topic = "wu-predictions"
+    assert bool(segments) == any(k[4] for k in expected)
+    group = "wu-seg" if segments else "wu"
+    topic = f"{group}-predictions"
     create_topics(kafka_broker, {topic: 4})
-    env = dict(MONITOR_PREDICTIONS_TOPIC=topic, MONITOR_LABELS_TOPIC="", MONITOR_CONSUMER_GROUP="wu",
-               MONITOR_RETRAINING_TOPIC="wu-retraining", MONITOR_DLQ_TOPIC="wu-dlq",
-               MONITOR_WARMUP_EVENTS=str(WARMUP))
+    env = dict(MONITOR_PREDICTIONS_TOPIC=topic, MONITOR_LABELS_TOPIC="", MONITOR_CONSUMER_GROUP=group,
+               MONITOR_RETRAINING_TOPIC=f"{group}-retraining", MONITOR_DLQ_TOPIC=f"{group}-dlq",
+               MONITOR_WARMUP_EVENTS=str(WARMUP), MONITOR_SEGMENTS=segments)
     a = Worker(tmp_path, kafka_broker, "a", MONITOR_LP_FILE=str(tmp_path / "a.lp"), **env).start()
     b = Worker(tmp_path, kafka_broker, "b", MONITOR_LP_FILE=str(tmp_path / "b.lp"), **env).start()
     try:
@@ -49,7 +55,7 @@ def test_warm_up_profiles_are_shared_by_every_worker(kafka_broker, tmp_path):
         for e in first:
             p.send(topic, key=e["request_id"].encode(), value=orjson.dumps(e))
         p.flush()
-        wait_for(lambda: {orjson.loads(r.value)["model"] for r in read_topic(kafka_broker, "wu.references",
+        wait_for(lambda: {orjson.loads(r.value)["model"] for r in read_topic(kafka_broker, f"{group}.references",
                                                                               idle_s=0.5)} >= {"churn", "ranker"}, 90)
         for e in (e for e in events if parse_timestamp(e["timestamp"]) >= T0 + 50):
             p.send(topic, key=e["request_id"].encode(), value=orjson.dumps(e))
@@ -62,17 +68,20 @@ def test_warm_up_profiles_are_shared_by_every_worker(kafka_broker, tmp_path):
                 if (tmp_path / f).exists():
                     for pt in read_lp(tmp_path / f):
                         if pt.measurement == "drift":
-                            out[(pt.tag("model"), pt.tag("feature"), pt.tag("method"), pt.time_ns)] = pt.field("score")
+                            out[(pt.tag("model"), pt.tag("feature"), pt.tag("method"), pt.time_ns,
+                                 pt.tag("segment"))] = pt.field("score")
             return out
 
         last = max(k[3] for k in expected)
-        warmed = {m for (m, _, _, t) in expected if t == last}  # fraud sends fewer than WARMUP events
+        warmed = {m for (m, _, _, t, _) in expected if t == last}  # fraud sends fewer than WARMUP events
         assert warmed == {"churn", "ranker"}
-        wait_for(lambda: {m for (m, _, _, t) in drift() if t == last} == warmed, 120)
+        wait_for(lambda: {m for (m, _, _, t, _) in drift() if t == last} == warmed, 120)
     finally:
         a.stop()
         b.stop()
-    published = [ReferenceProfile.from_dict(orjson.loads(r.value)) for r in read_topic(kafka_broker, "wu.references")]
+    published = [ReferenceProfile.from_dict(orjson.loads(r.value))
+                 for r in read_topic(kafka_broker, f"{group}.references")]
+    assert all(bool(p.segments) == bool(segments) for p in published)
     assert {p.model for p in published} >= warmed
     assert {profile_id(p) for p in published} <= set(mon.book.by_id)  # the same profiles as one process builds
     got = drift()

@@ -20,16 +20,22 @@ MAX_EXACT_N = 10_000  # scipy's ``method="auto"`` switches to the asymptotic p-v
 ASYMPTOTIC_MIN_N = 1_000
 
 
-def ks_binned(ref: np.ndarray, counts: np.ndarray, ref_n: np.ndarray | float) -> tuple[np.ndarray, np.ndarray,
-                                                                                        np.ndarray]:
+def ks_binned(ref: np.ndarray, counts: np.ndarray, ref_n: np.ndarray | float,
+              exact_small: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Row-wise binned KS: ``(D, p_value, error_bound)``.
 
     ``p_value`` uses the two-sample Kolmogorov distribution with ``n_eff = n·m/(n+m)`` (``m`` = reference
-    count): the limiting distribution ``kstwobign`` for ``n_eff ≥ 1000``, ``kstwo(n_eff)`` below.
+    count): the limiting distribution ``kstwobign`` for ``n_eff ≥ 1000``, ``kstwo(n_eff)`` below — or, with
+    ``exact_small`` False (many small windows: segments), Stephens' approximation ``kstwobign(D·(√n_eff +
+    0.12 + 0.11/√n_eff))`` below, within ±5 % of ``kstwo`` for n_eff ≥ 100 and p ≥ 1e-8 and ~100× faster.
 
     >>> d, p, bound = ks_binned(np.array([0.25, 0.25, 0.25, 0.25]), np.array([0, 0, 50, 50]), 1000)
     >>> float(d), float(bound)
     (0.5, 0.5)
+    >>> _, fast, _ = ks_binned(np.array([0.5, 0.5]), np.array([70, 30]), 1000, exact_small=False)
+    >>> _, exact, _ = ks_binned(np.array([0.5, 0.5]), np.array([70, 30]), 1000)
+    >>> bool(abs(float(fast) / float(exact) - 1) < 0.05)
+    True
     """
     p = np.asarray(ref, dtype=np.float64)
     c = np.asarray(counts, dtype=np.float64)
@@ -45,7 +51,11 @@ def ks_binned(ref: np.ndarray, counts: np.ndarray, ref_n: np.ndarray | float) ->
     if not np.all(large):
         small = ~large
         p_value = np.asarray(p_value, dtype=np.float64)
-        p_value[small] = stats.kstwo.sf(d[small], np.maximum(np.round(en[small]), 1))
+        if exact_small:
+            p_value[small] = stats.kstwo.sf(d[small], np.maximum(np.round(en[small]), 1))
+        else:
+            root = np.sqrt(en[small])
+            p_value[small] = stats.kstwobign.sf(d[small] * (root + 0.12 + 0.11 / root))
     bound = np.maximum(p.max(axis=-1), q.max(axis=-1))
     return np.asarray(d), np.clip(np.asarray(p_value), 0, 1), np.asarray(bound)
 
