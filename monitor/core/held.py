@@ -237,13 +237,12 @@ class HeldPredictions:
         floats = np.zeros(m, dtype=np.float64)
         objects, ids = self.objects, self._object_ids
         for i, v in enumerate(predictions):
-            t = type(v)
-            if t is float:
+            if isinstance(v, float):
                 kind[i] = FLOAT
-                floats[i] = v  # type: ignore[assignment]
-            elif t is int and _I64_MIN <= v <= _I64_MAX:  # type: ignore[operator]
+                floats[i] = v
+            elif type(v) is int and _I64_MIN <= v <= _I64_MAX:
                 kind[i] = INT
-                bits[i] = v  # type: ignore[assignment]
+                bits[i] = v
             elif v is None:
                 kind[i] = NONE
             else:
