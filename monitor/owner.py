@@ -283,6 +283,7 @@ class ModelOwner:
         if binner is None:  # no drift this window: no bins, or bins of different references
             merged.num_counts = merged.num_missing = merged.num_oor = None
             merged.cat_counts = merged.cat_missing = merged.cat_unseen = None
+            merged.num_mismatch = merged.cat_mismatch = None
             merged.raw = None
             if len(profiles) > 1 or (profiles and unbinned):
                 log.warning("event=drift_skipped model=%s window_end=%s reason=partials_with_different_references",

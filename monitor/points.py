@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
+import numpy as np
+
 from monitor.config import PolicyConfig
 from monitor.core.aggregate import WindowState
 from monitor.core.binning import FeatureBinner
@@ -92,17 +94,22 @@ def window_points(s: WindowState, drift: Sequence[DriftResult], tags: Tags, t_ns
             pts.append(MetricPoint("data_quality", (*tags, ("feature", name)), (
                 ("missing_rate", float(s.num_missing[j]) / s.events),
                 ("out_of_range_rate", float(s.num_oor[j]) / present if present else 0.0),
-                ("unseen_rate", 0.0), ("invalid", 0)), t_ns))
+                ("unseen_rate", 0.0), ("invalid", 0), ("type_mismatch", _count(s.num_mismatch, j))), t_ns))
         for j, name in enumerate(binner.categorical_names):
             if name in PSEUDO_FEATURES:
                 continue
             present = s.events - int(s.cat_missing[j])
             pts.append(MetricPoint("data_quality", (*tags, ("feature", name)), (
                 ("missing_rate", float(s.cat_missing[j]) / s.events), ("out_of_range_rate", 0.0),
-                ("unseen_rate", float(s.cat_unseen[j]) / present if present else 0.0), ("invalid", 0)), t_ns))
+                ("unseen_rate", float(s.cat_unseen[j]) / present if present else 0.0), ("invalid", 0),
+                ("type_mismatch", _count(s.cat_mismatch, j))), t_ns))
     if event_quality:
         pts.append(event_quality_point(s, tags, t_ns))
     return pts
+
+
+def _count(counts: np.ndarray | None, j: int) -> int:
+    return int(counts[j]) if counts is not None else 0
 
 
 def transition_points(alerts: Sequence[Alert], retrain: Sequence[RetrainRequest],

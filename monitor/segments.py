@@ -22,7 +22,6 @@ import math
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from itertools import repeat
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -71,6 +70,7 @@ class Segmenter:
     def __post_init__(self) -> None:
         self.by_key = {key: (f, i) for f in self.features for i, key in enumerate(f.keys)}
         self.cat_unseen = np.array([len(index) - 1 for index in self.cat_index], dtype=np.int64)
+        self.slot_tables = [self._slot_table(f) for f in self.features]
 
     @classmethod
     def build(cls, binner: FeatureBinner, features: Sequence[str]) -> Segmenter | None:
@@ -120,18 +120,25 @@ class Segmenter:
     # -- stage 1 ----------------------------------------------------------------------------------------
     def assign(self, batch: Batch) -> Assignment:
         """Which segments each event of ``batch`` (built with the model's binner) belongs to, and the batch's
-        category codes, computed once for every segment (their categories are the model's)."""
-        cols = batch.categorical or []
-        n = len(batch.events)
-        # dict lookups mapped in C (the dicts map None, a missing value, to -1)
-        slots = [np.array(list(map(f.slot.get, cols[f.column], repeat(-1, n))), dtype=np.int64).reshape(n)
-                 for f in self.features]
-        codes = np.empty((len(self.cat_index), n), dtype=np.int64)
-        for j, (index, unseen) in enumerate(zip(self.cat_index, self.cat_unseen.tolist(), strict=True)):
-            codes[j] = np.array(list(map(index.get, cols[j], repeat(unseen, n))), dtype=np.int64)
+        category codes, computed once for every segment (their categories are the model's: the batch's codes
+        are the model binner's, whose unseen slot is each index's)."""
+        n = batch.ts.size
+        codes = batch.cat_codes.T if batch.cat_codes is not None else np.empty((len(self.cat_index), n), np.int64)
+        # a segment feature's slot per category code (the unseen code and missing, -1: no segment)
+        slots = [table[codes[f.column]] for f, table in zip(self.features, self.slot_tables, strict=True)]
         # the sub-states' view of the batch: categorical counts come from the codes instead
-        view = Batch(batch.events, batch.ts, batch.numeric, None, batch.latency, batch.error, batch.p_correct)
-        return Assignment(slots, codes, view)
+        view = replace(batch, cat_codes=None)
+        return Assignment(slots, np.ascontiguousarray(codes), view)
+
+    def _slot_table(self, f: _Feature) -> np.ndarray:
+        """``table[code]`` = the slot of category ``code`` of ``f``'s column (unseen and missing, -1: none);
+        indexed with -1 for a missing value, the table's last entry."""
+        index = self.cat_index[f.column]
+        table = np.full(len(index) + 1, -1, dtype=np.int64)  # categories, the unseen slot, then missing
+        for category, code in index.items():
+            if category is not None:
+                table[code] = f.slot.get(category, -1)
+        return table
 
     def ingest(self, state: WindowState, rows: np.ndarray, a: Assignment) -> None:
         """Add the rows ``rows`` of the assigned batch to their segments' sub-states (created on first use)."""

@@ -543,6 +543,7 @@ class SourceAggregator:
                 mp.segmenter.ingest(binned, np.arange(len(rows)), mp.segmenter.assign(batch))
             state.num_counts, state.num_missing, state.num_oor = binned.num_counts, binned.num_missing, binned.num_oor
             state.cat_counts, state.cat_missing, state.cat_unseen = binned.cat_counts, binned.cat_missing, binned.cat_unseen
+            state.num_mismatch, state.cat_mismatch = binned.num_mismatch, binned.cat_mismatch
             state.raw = binned.raw
             for seg_key, sub in (binned.segments or {}).items():  # labels already joined to a segment stay
                 if state.segments is not None and seg_key in state.segments:

@@ -125,6 +125,8 @@ class State(msgspec.Struct, array_like=True, omit_defaults=True):
     error_top: dict[str, int] | None = None
     #: per segment (``country=PL``) its own state (no segments of its own)
     segments: dict[str, State] | None = None
+    num_mismatch: Array | None = None
+    cat_mismatch: Array | None = None
 
 
 class Extras(msgspec.Struct, array_like=True):
@@ -139,7 +141,8 @@ class Extras(msgspec.Struct, array_like=True):
     segments: dict[str, Performance] | None = None
 
 
-_ARRAYS = ("num_counts", "num_missing", "num_oor", "cat_counts", "cat_missing", "cat_unseen")
+_ARRAYS = ("num_counts", "num_missing", "num_oor", "cat_counts", "cat_missing", "cat_unseen", "num_mismatch",
+           "cat_mismatch")
 _INTS = ("events", "errors", "est_correct_nano", "est_n", "late", "invalid", "duplicates", "labels_unmatched")
 #: every WindowState field and how it travels; tests/test_wire.py fails when a new field is missing here
 WIRE_FIELDS = frozenset((*_ARRAYS, *_INTS, "latency", "perf", "raw", "error_top", "segments"))

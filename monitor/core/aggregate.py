@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from operator import itemgetter
 from typing import Any
 
@@ -27,9 +28,30 @@ NAN = math.nan
 
 
 def _to_float(v: object) -> float:
-    if v is None or isinstance(v, bool | str):
+    """A numeric feature's value: numbers as they are; a string that spells a finite number is coerced (and
+    counted as a type mismatch, :func:`_mismatched_number`); anything else is missing (NaN)."""
+    if v is None or isinstance(v, bool):
         return NAN
-    return float(v)  # type: ignore[arg-type]
+    if isinstance(v, str):
+        try:
+            f = float(v)
+        except ValueError:
+            return NAN
+        return f if math.isfinite(f) else NAN
+    try:
+        return float(v)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return NAN
+
+
+def _mismatched_number(v: object) -> bool:
+    """A numeric feature sent as a string or a boolean."""
+    return isinstance(v, str | bool)
+
+
+def _mismatched_category(v: object) -> bool:
+    """A categorical feature sent as a number (booleans are categories: ``"true"``/``"false"``)."""
+    return isinstance(v, int | float) and not isinstance(v, bool)
 
 
 def _to_category(v: object) -> str | None:
@@ -61,15 +83,22 @@ def is_positive(prediction: object) -> bool | None:
 
 @dataclass(slots=True)
 class Batch:
-    """A batch of one model version's predictions as columns (built once, sliced per window)."""
+    """A batch of one model version's predictions as columns (built once, sliced per window).
+
+    Built from events (:meth:`build`) or straight from decoded JSON (:mod:`monitor.fastdecode`); both give
+    the same columns for the same events."""
 
     events: Sequence[PredictionEvent]
     ts: np.ndarray
     numeric: np.ndarray | None  # (N, F_num) float, NaN = missing
-    categorical: list[list[str | None]] | None
+    #: (N, F_cat) category bin per value (FeatureBinner.category_codes), -1 = missing
+    cat_codes: np.ndarray | None
     latency: np.ndarray  # NaN = absent
     error: np.ndarray  # bool
     p_correct: np.ndarray  # CBPE probability the prediction is right, NaN without a score
+    #: (N, F_num)/(N, F_cat) bool: the value had the wrong JSON type (None: no such value in the batch)
+    num_mismatch: np.ndarray | None = None
+    cat_mismatch: np.ndarray | None = None
 
     @classmethod
     def build(cls, events: Sequence[PredictionEvent], binner: FeatureBinner | None) -> Batch:
@@ -80,37 +109,63 @@ class Batch:
         )
         error = np.fromiter((e.error is not None for e in events), dtype=bool, count=n)
         p_correct = np.fromiter((_p_correct(e) for e in events), dtype=np.float64, count=n)
-        numeric = categorical = None
+        numeric = codes = num_mismatch = cat_mismatch = None
         if binner is not None:
             feats = [e.features for e in events]
-            numeric = _numeric_block(events, feats, binner.numeric_names)
-            categorical = [[v if type(v) is str else _to_category(v) for v in col]
-                           for col in _columns(events, feats, binner.categorical_names)]
-        return cls(events, ts, numeric, categorical, latency, error, p_correct)
+            numeric, num_mismatch = _numeric_block(events, feats, binner.numeric_names)
+            values, cat_mismatch = category_values(_columns(events, feats, binner.categorical_names))
+            codes = binner.category_codes(values)
+        return cls(events, ts, numeric, codes, latency, error, p_correct, num_mismatch, cat_mismatch)
+
+
+def category_values(columns: Sequence[Sequence[Any]]) -> tuple[list[list[str | None]], np.ndarray | None]:
+    """Categorical columns as category strings (``_to_category``), and where a value was a number
+    (``(N, F)`` bool, None when none was)."""
+    out: list[list[str | None]] = []
+    mismatch: np.ndarray | None = None
+    for j, col in enumerate(columns):
+        kinds = set(map(type, col))
+        if kinds <= {str, type(None)}:
+            out.append(col if isinstance(col, list) else list(col))
+            continue
+        out.append([v if type(v) is str else _to_category(v) for v in col])
+        if not kinds <= {str, bool, type(None)}:
+            wrong = np.fromiter(map(_mismatched_category, col), dtype=bool, count=len(col))
+            if wrong.any():
+                if mismatch is None:
+                    mismatch = np.zeros((len(col), len(columns)), dtype=bool)
+                mismatch[:, j] = wrong
+    return out, mismatch
 
 
 def _numeric_block(events: Sequence[PredictionEvent], feats: list[Mapping[str, FeatureValue]],
-                   names: Sequence[str]) -> np.ndarray:
-    """(N, len(names)) float64, NaN = missing. When every event has every plain feature as a number (the
-    common case) the rows go to numpy in one conversion; otherwise column by column."""
+                   names: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
+    """(N, len(names)) float64, NaN = missing, and the type mismatches (None when there are none). When
+    every event has every plain feature as a number (the common case) the rows go to numpy in one
+    conversion; otherwise column by column."""
     out = np.empty((len(events), len(names)), dtype=np.float64)
+    mismatch: np.ndarray | None = None
     plain = [j for j, name in enumerate(names) if name not in PSEUDO_FEATURES]
     block = None
     if len(plain) > 1:
         getter = itemgetter(*(names[j] for j in plain))
         try:
-            block = np.array([getter(f) for f in feats], dtype=np.float64).reshape(len(events), len(plain))
-        except (KeyError, TypeError, ValueError):  # a missing feature, None or a string: per column
+            rows = [getter(f) for f in feats]
+            if set(map(type, chain.from_iterable(rows))) <= {float, int, type(None)}:
+                block = np.array(rows, dtype=np.float64).reshape(len(events), len(plain))
+        except (KeyError, TypeError, ValueError, OverflowError):  # a missing feature, a huge int: per column
             block = None
-    if block is None:
-        for j, col in enumerate(_columns(events, feats, names)):
-            out[:, j] = _float_column(col)
-        return out
-    out[:, plain] = block
+    if block is not None:
+        out[:, plain] = block
     for j, name in enumerate(names):
-        if j not in plain:
-            out[:, j] = _float_column(_column(events, feats, name))
-    return out
+        if block is not None and j in plain:
+            continue
+        out[:, j], wrong = _float_column(_column(events, feats, name))
+        if wrong is not None:
+            if mismatch is None:
+                mismatch = np.zeros(out.shape, dtype=bool)
+            mismatch[:, j] = wrong
+    return out, mismatch
 
 
 def _columns(events: Sequence[PredictionEvent], feats: list[Mapping[str, FeatureValue]],
@@ -139,12 +194,16 @@ def _column(events: Sequence[PredictionEvent], feats: list[Mapping[str, FeatureV
     return [f.get(name) for f in feats]
 
 
-def _float_column(values: Sequence[Any]) -> np.ndarray:
-    """Numbers → float64 with None/strings → NaN. The all-numeric case is one C-level conversion."""
-    try:
-        return np.array(values, dtype=np.float64)
-    except (TypeError, ValueError):
-        return np.array([_to_float(v) for v in values], dtype=np.float64)
+def _float_column(values: Sequence[Any]) -> tuple[np.ndarray, np.ndarray | None]:
+    """Numbers → float64 (None → NaN), and where a value was a string or a boolean (None: nowhere). The
+    all-numeric case is one C-level conversion."""
+    if set(map(type, values)) <= {float, int, type(None)}:
+        try:
+            return np.array(values, dtype=np.float64), None
+        except (TypeError, ValueError, OverflowError):
+            pass
+    wrong = np.fromiter(map(_mismatched_number, values), dtype=bool, count=len(values))
+    return np.fromiter(map(_to_float, values), dtype=np.float64, count=len(values)), wrong if wrong.any() else None
 
 
 def _p_correct(e: PredictionEvent) -> float:
@@ -248,6 +307,10 @@ class WindowState:
     cat_counts: np.ndarray | None = None
     cat_missing: np.ndarray | None = None
     cat_unseen: np.ndarray | None = None
+    #: per feature (binner order): values sent with the wrong JSON type (a number as a string, a category
+    #: as a number); they are still coerced for the statistics
+    num_mismatch: np.ndarray | None = None
+    cat_mismatch: np.ndarray | None = None
     events: int = 0
     errors: int = 0
     latency: LatencySketch = field(default_factory=LatencySketch)
@@ -277,6 +340,8 @@ class WindowState:
             s.cat_counts = binner.empty_categorical()
             s.cat_missing = np.zeros(f_cat, dtype=np.int64)
             s.cat_unseen = np.zeros(f_cat, dtype=np.int64)
+            s.num_mismatch = np.zeros(f_num, dtype=np.int64)
+            s.cat_mismatch = np.zeros(f_cat, dtype=np.int64)
             if exact:
                 s.raw = [[] for _ in range(f_num)]
         return s
@@ -313,8 +378,9 @@ class WindowState:
             return
         assert self.num_missing is not None and self.num_oor is not None
         assert self.cat_counts is not None and self.cat_missing is not None and self.cat_unseen is not None
+        whole = n == batch.ts.size
         if batch.numeric.shape[1]:
-            values = batch.numeric[rows] if n != len(batch.events) else batch.numeric
+            values = batch.numeric if whole else batch.numeric[rows]
             counts, missing, oor = binner.numeric_counts(values)
             self.num_counts += counts
             self.num_missing += missing
@@ -323,20 +389,22 @@ class WindowState:
                 for j in range(values.shape[1]):
                     col = values[:, j]
                     self.raw[j].append(col[~np.isnan(col)])
-        if batch.categorical:
-            if n == len(batch.events):
-                cols: Sequence[Sequence[str | None]] = batch.categorical
-            else:
-                idx = rows.tolist()
-                cols = [[col[i] for i in idx] for col in batch.categorical]
-            counts, missing, unseen = binner.categorical_counts(cols)
+        # a batch without category codes (a segment's view: its categories are counted by the segmenter)
+        if batch.cat_codes is not None and batch.cat_codes.shape[1]:
+            counts, missing, unseen = binner.code_counts(batch.cat_codes if whole else batch.cat_codes[rows])
             self.cat_counts += counts
             self.cat_missing += missing
             self.cat_unseen += unseen
+        for mismatch, name in ((batch.num_mismatch, "num_mismatch"), (batch.cat_mismatch, "cat_mismatch")):
+            if mismatch is not None:
+                wrong = np.count_nonzero(mismatch if whole else mismatch[rows], axis=0)
+                mine = getattr(self, name)
+                setattr(self, name, wrong if mine is None else mine + wrong)
 
     def merge_in(self, other: WindowState) -> None:
         """Add ``other`` into this state (same model, same window, same reference)."""
-        for name in ("num_counts", "num_missing", "num_oor", "cat_counts", "cat_missing", "cat_unseen"):
+        for name in ("num_counts", "num_missing", "num_oor", "cat_counts", "cat_missing", "cat_unseen",
+                     "num_mismatch", "cat_mismatch"):
             mine, theirs = getattr(self, name), getattr(other, name)
             if theirs is None:
                 continue
@@ -363,7 +431,8 @@ class WindowState:
     def nbytes(self) -> int:
         """Bytes held by the mergeable state (bin counts and sketches)."""
         total = sum(a.nbytes for a in (self.num_counts, self.num_missing, self.num_oor, self.cat_counts,
-                                       self.cat_missing, self.cat_unseen) if a is not None)
+                                       self.cat_missing, self.cat_unseen, self.num_mismatch, self.cat_mismatch)
+                    if a is not None)
         total += self.latency.nbytes()
         if self.raw is not None:
             total += sum(a.nbytes for col in self.raw for a in col)

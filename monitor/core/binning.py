@@ -260,19 +260,35 @@ class FeatureBinner:
     def categorical_counts(self, columns: Sequence[Sequence[str | None]]) -> tuple[np.ndarray, np.ndarray,
                                                                                    np.ndarray]:
         """Count categories per feature: ``(counts, missing, unseen)``; unseen go to the last real bin."""
-        f = len(self.categorical_names)
-        counts = self.empty_categorical()
-        missing = np.zeros(f, dtype=np.int64)
-        unseen = np.zeros(f, dtype=np.int64)
+        return self.code_counts(self.category_codes(columns))
+
+    def category_codes(self, columns: Sequence[Sequence[str | None]]) -> np.ndarray:
+        """``(N, F)`` bin of each value of each categorical column: its category's index, the unseen slot
+        (``len(categories)``) for any other string, -1 for a missing value.
+
+        >>> import pandas as pd
+        >>> from monitor.core.reference import build_profile
+        >>> b = FeatureBinner(build_profile("m", pd.DataFrame({"c": ["a", "a", "b", "b"]})))
+        >>> b.category_codes([["a", "z", None, "b"]]).tolist()
+        [[0], [2], [-1], [1]]
+        """
+        n = len(columns[0]) if columns else 0
+        codes = np.empty((n, len(self.categorical_names)), dtype=np.int64)
         for j, col in enumerate(columns):
             index, unseen_slot = self._cat_index[j], self._cat_unseen[j]
-            idx = [index.get(v, unseen_slot) if v is not None else -1 for v in col]
-            arr = np.fromiter(idx, dtype=np.int64, count=len(idx))
-            present = arr[arr >= 0]
-            missing[j] = arr.size - present.size
-            c = np.bincount(present, minlength=self.n_categorical_bins)
-            counts[j] += c
-            unseen[j] = c[unseen_slot]
+            codes[:, j] = [index.get(v, unseen_slot) if v is not None else -1 for v in col]  # type: ignore[arg-type]
+        return codes
+
+    def code_counts(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(counts, missing, unseen)`` of :meth:`category_codes` output (one ``bincount`` for every feature)."""
+        f, width = len(self.categorical_names), self.n_categorical_bins
+        counts = self.empty_categorical()
+        present = codes >= 0
+        missing = (codes.shape[0] - np.count_nonzero(present, axis=0)).astype(np.int64)
+        flat = (codes + np.arange(f) * width)[present]
+        counts += np.bincount(flat, minlength=f * width).reshape(f, width)
+        unseen = counts[np.arange(f), np.asarray(self._cat_unseen, dtype=np.intp)].copy() if f else \
+            np.zeros(0, dtype=np.int64)
         return counts, missing, unseen
 
     # -- statistics -----------------------------------------------------------------------------
