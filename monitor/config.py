@@ -177,7 +177,7 @@ class PolicyConfig(BaseModel):
 
 
 _POSITIVE = ("window", "hop", "idle_timeout", "flush_interval", "session_timeout", "rebalance_timeout",
-             "heartbeat_interval")
+             "heartbeat_interval", "dedup_horizon")
 _NON_NEGATIVE = ("allowed_lateness", "label_grace", "repeat_interval", "broker_wait", "max_future_skew")
 #: secret settings that can be read from a file named by ``MONITOR_<NAME>_FILE``
 SECRET_FILE_SETTINGS = ("influx_token", "webhook_secret", "sasl_password", "pagerduty_routing_key")
@@ -191,8 +191,8 @@ class MonitorSettings(BaseSettings):
 
     broker: str = "kafka://127.0.0.1:9092"
     predictions_topic: str = "predictions"
-    #: empty: this deployment has no ground truth — no labels topic, no label join, and no per-prediction
-    #: memory (request-id duplicates are then not counted either)
+    #: empty: this deployment has no ground truth — no labels topic and no label join (request ids are then
+    #: held only for duplicate detection, ``dedup_horizon``)
     labels_topic: str = "labels"
     retraining_topic: str = "monitor.retraining"
     dlq_topic: str = "monitor.dlq"
@@ -232,6 +232,10 @@ class MonitorSettings(BaseSettings):
     allowed_lateness: Duration = Duration("60s")
     idle_timeout: Duration = Duration("30s")
     label_grace: Duration = Duration("1h")
+    #: how long after its event time a request id is remembered to count repeats as duplicates (per input
+    #: partition); empty: window + allowed_lateness. With a labels topic predictions are held for
+    #: window + label_grace for the label join anyway (the longer of the two applies)
+    dedup_horizon: Duration | None = None
     flush_interval: Duration = Duration("1s")
     max_event_bytes: Annotated[int, Field(ge=64, le=64 * 1024 * 1024)] = 1_000_000
     #: declared models; when set, events for other models go to the DLQ
@@ -438,6 +442,10 @@ class MonitorSettings(BaseSettings):
     @property
     def label_grace_s(self) -> float:
         return float(self.label_grace)
+
+    @property
+    def dedup_horizon_s(self) -> float | None:
+        return float(self.dedup_horizon) if self.dedup_horizon is not None else None
 
     @property
     def broker_wait_s(self) -> float:

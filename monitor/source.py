@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,7 +38,9 @@ from monitor import segments
 from monitor.config import MonitorSettings
 from monitor.core.aggregate import Batch, WindowState, outcome
 from monitor.core.binning import FeatureBinner
+from monitor.core.held import HeldPredictions, hash_keys
 from monitor.core.reference import ReferenceProfile
+from monitor.core.rows import Rows
 from monitor.core.windows import WindowSpec, idle_watermark
 from monitor.types import UNKNOWN_MODEL, LabelEvent, PredictionEvent, Rejection
 from monitor.wire import PartialRecord, WatermarkRecord, extras_of, profile_id, state_to_wire
@@ -56,8 +57,6 @@ HOLD_WINDOWS = 2
 WindowKey = tuple[str | None, float]  # (model version, window start)
 #: what :meth:`SourceAggregator.observe` did with each event
 OBSERVED, HELD, REFUSED = 0, 1, 2
-#: a prediction awaiting its label: (model version, event time, prediction, its segments' keys)
-Pending = tuple[str | None, float, object, segments.RowKeys]
 #: what the caller hands in per event to identify it later (e.g. its Kafka offset); None in tests
 Origin = Any
 
@@ -136,9 +135,14 @@ class ModelPartials:
     top: RobustMax = field(default_factory=RobustMax)
     last_wall: float | None = None
     closed_until: float | None = None
-    joins: dict[str, Pending] = field(default_factory=dict)
-    join_order: deque[tuple[float, list[str]]] = field(default_factory=deque)
-    early_labels: dict[str, tuple[LabelEvent, bool]] = field(default_factory=dict)
+    #: predictions held for duplicate detection and the label join (monitor.core.held), created on use
+    held: HeldPredictions | None = None
+    #: model version → its code in ``held``
+    version_ids: dict[str | None, int] = field(default_factory=dict)
+    #: a held prediction's segment keys → their code in ``held``
+    segment_ids: dict[segments.RowKeys, int] = field(default_factory=dict)
+    #: labels waiting for their prediction, by request-id key: (label, replayed)
+    early_labels: dict[int, tuple[LabelEvent, bool]] = field(default_factory=dict)
     #: warm-up rows sent to the owner so far (models without a reference)
     warmup_sent: int = 0
     unattributed_late: int = 0
@@ -201,6 +205,8 @@ class SourceAggregator:
         self.replayed_below: dict[str, int] = {}
         self.unmatched_labels = 0
         self.empty = False
+        #: how long a prediction is held after its event time (duplicate detection, label join)
+        self.hold_s = hold_horizon(settings, self.spec.size)
 
     # -- ingestion ------------------------------------------------------------------------------
     def model(self, name: str) -> ModelPartials:
@@ -215,40 +221,65 @@ class SourceAggregator:
         """Observe one batch of this source's events (in offset order). Returns per event what happened:
         :data:`OBSERVED`, :data:`HELD` (quarantined: its ``origin`` comes back in :attr:`released` or
         :attr:`dead`) or :data:`REFUSED` (undeclared model or too many models: in :attr:`dead`)."""
-        status = [OBSERVED] * len(events)
         preds: dict[str, list[int]] = {}
-        labels: list[int] = []
+        labels: list[tuple[int, LabelEvent]] = []
         for i, e in enumerate(events):
-            reason = self._refusal(e.model)
-            if reason is not None:
-                status[i] = REFUSED
-                self._dead(origins[i] if origins is not None else None, e, reason, now)
-            elif isinstance(e, LabelEvent):
-                labels.append(i)
+            if isinstance(e, LabelEvent):
+                labels.append((i, e))
             else:
                 preds.setdefault(e.model, []).append(i)
+        groups = {name: (Rows(name, [events[i] for i in idx]), np.array(idx, dtype=np.int64))
+                  for name, idx in preds.items()}
+        status = self.observe_rows(groups, labels, len(events), now, origins.__getitem__ if origins is not None
+                                   else None, topic, np.asarray(offsets, dtype=np.int64) if offsets is not None else None)
+        return status.tolist()  # type: ignore[no-any-return]
+
+    def observe_rows(self, groups: dict[str, tuple[Rows, np.ndarray]], labels: Sequence[tuple[int, LabelEvent]],
+                     n: int, now: float | None = None, origin: Callable[[int], Origin] | None = None,
+                     topic: str = "", offsets: np.ndarray | None = None) -> np.ndarray:
+        """:meth:`observe` for a batch of ``n`` records already split by model: ``groups`` maps a model to
+        its predictions and their positions in the batch, ``labels`` are ``(position, label)``. ``origin``
+        names the record at a position (for :attr:`dead` and :attr:`released`); ``offsets`` are the records'
+        offsets in ``topic``. Returns the status per position (rejected records, absent here, stay
+        :data:`OBSERVED`)."""
+        status = np.full(n, OBSERVED, dtype=np.int8)
+
+        def origin_of(p: int) -> Origin:
+            return origin(p) if origin is not None else None
+
+        # refusals are decided for the whole batch before any new model is created (as max_models counts)
+        refused = {name: r for name in [*groups, *{lab.model for _, lab in labels}]
+                   if (r := self._refusal(name)) is not None}
         below = self.replayed_below.get(topic) if offsets is not None else None
-        for name, idx in preds.items():
+        for name, (rows, pos) in groups.items():
+            if name in refused:
+                status[pos] = REFUSED
+                for j, p in enumerate(pos.tolist()):
+                    self._dead(origin_of(p), rows[j], refused[name], now)
+                continue
             mp = self.model(name)
-            evs = [e for i in idx if isinstance(e := events[i], PredictionEvent)]
-            keep = self._admit(mp, evs, [origins[i] if origins is not None else None for i in idx], now)
-            for j, ok in enumerate(keep):
-                if not ok:
-                    status[idx[j]] = HELD
-            chosen = [e for e, ok in zip(evs, keep, strict=True) if ok]
-            if chosen:
-                from_before = None
+            keep = self._admit(mp, rows, pos, origin_of, now)
+            status[pos[~keep]] = HELD
+            if keep.any():
+                chosen = rows if keep.all() else rows.take(np.flatnonzero(keep))
+                replayed = None
                 if below is not None and offsets is not None:
-                    from_before = np.array([offsets[i] < below for i, ok in zip(idx, keep, strict=True) if ok])
-                self._observe_model(mp, chosen, from_before)
+                    replayed = offsets[pos[keep]] < below
+                self._observe_model(mp, chosen, replayed)
             if now is not None:
                 mp.last_wall = now
-        for i in labels:
-            lab = events[i]
-            assert isinstance(lab, LabelEvent)
-            replayed = below is not None and offsets is not None and offsets[i] < below
-            self._label(self.model(lab.model), lab, replayed)
-        if preds and now is not None:
+        by_model: dict[str, tuple[list[LabelEvent], list[bool]]] = {}
+        for p, lab in labels:
+            if lab.model in refused:
+                status[p] = REFUSED
+                self._dead(origin_of(p), lab, refused[lab.model], now)
+                continue
+            labs, replays = by_model.setdefault(lab.model, ([], []))
+            labs.append(lab)
+            replays.append(below is not None and offsets is not None and bool(offsets[p] < below))
+        for name, (labs, replays) in by_model.items():
+            self._labels(self.model(name), labs, replays)
+        if groups and now is not None:
             self.last_wall = now
         return status
 
@@ -270,24 +301,23 @@ class SourceAggregator:
         model = event.model if event.model in self.models else None
         self.reject([Rejection(reason, b"", model=model, timestamp=event.timestamp)], now)
 
-    def _admit(self, mp: ModelPartials, events: list[PredictionEvent], origins: list[Origin],
-               now: float | None) -> list[bool]:
+    def _admit(self, mp: ModelPartials, rows: Rows, pos: np.ndarray, origin: Callable[[int], Origin],
+               now: float | None) -> np.ndarray:
         """Quarantine events far ahead of the stream's robust maximum; release held ones it caught up with."""
         skew = self.settings.max_future_skew_s
-        ts = np.fromiter((e.timestamp for e in events), dtype=np.float64, count=len(events))
+        ts = rows.ts
         mp.top.add_many(ts)
         self.top.add_many(ts)
         ref = mp.max_ts if mp.max_ts is not None else self.top.value
         if ref is None or skew is None:
-            return [True] * len(events)
-        keep = ts <= ref + skew
+            return np.ones(ts.size, dtype=bool)
+        keep: np.ndarray = ts <= ref + skew
         if keep.all() and not self.held:
-            return keep.tolist()  # type: ignore[no-any-return]
-        for e, o, ok in zip(events, origins, keep.tolist(), strict=True):
-            if not ok:
-                self.held.append(_Held(e, o, since=ref))
+            return keep
+        for j in np.flatnonzero(~keep).tolist():
+            self.held.append(_Held(rows[j], origin(int(pos[j])), since=ref))
         self._release(mp, int(keep.sum()), now)
-        return keep.tolist()  # type: ignore[no-any-return]
+        return keep
 
     def _release(self, mp: ModelPartials, observed: int, now: float | None) -> None:
         skew = self.settings.max_future_skew_s
@@ -298,7 +328,7 @@ class SourceAggregator:
                 still.append(h)
                 continue
             if ref is not None and skew is not None and h.event.timestamp <= ref + skew:
-                self._observe_model(mp, [h.event], None)
+                self._observe_model(mp, Rows(mp.name, [h.event]), None)
                 self.released.append((h.origin, mp.name, self.spec.last_end(h.event.timestamp)))
                 continue
             h.waited += observed
@@ -323,7 +353,7 @@ class SourceAggregator:
             wm = mp.watermark(now)
             front = wm + lateness if wm is not None else None
             if front is not None and h.event.timestamp <= front + skew:
-                self._observe_model(mp, [h.event], None)
+                self._observe_model(mp, Rows(mp.name, [h.event]), None)
                 self.released.append((h.origin, mp.name, self.spec.last_end(h.event.timestamp)))
             elif front is not None and h.since is not None and front - h.since >= HOLD_WINDOWS * self.spec.size:
                 self._dead(h.origin, h.event, self._far_ahead(h), now)
@@ -337,22 +367,23 @@ class SourceAggregator:
         return (f"invalid event: timestamp is {ahead:,.0f} s ahead of its stream (more than max_future_skew "
                 f"{self.settings.max_future_skew}) and {h.waited} later events stayed behind it")
 
-    def _observe_model(self, mp: ModelPartials, events: list[PredictionEvent], replayed: np.ndarray | None) -> None:
-        first = events[0].model_version
-        if all(e.model_version == first for e in events):
-            self._observe_version(mp, first, events, replayed)
+    def _observe_model(self, mp: ModelPartials, rows: Rows, replayed: np.ndarray | None) -> None:
+        versions = rows.versions()
+        first = versions[0]
+        if versions.count(first) == len(versions):
+            self._observe_version(mp, first, rows, replayed)
             return
         by_version: dict[str | None, list[int]] = {}
-        for i, e in enumerate(events):
-            by_version.setdefault(e.model_version, []).append(i)
+        for i, v in enumerate(versions):
+            by_version.setdefault(v, []).append(i)
         for version, idx in by_version.items():
-            self._observe_version(mp, version, [events[i] for i in idx],
-                                  replayed[idx] if replayed is not None else None)
+            sel = np.array(idx, dtype=np.int64)
+            self._observe_version(mp, version, rows.take(sel), replayed[sel] if replayed is not None else None)
 
-    def _observe_version(self, mp: ModelPartials, version: str | None, events: list[PredictionEvent],
+    def _observe_version(self, mp: ModelPartials, version: str | None, rows: Rows,
                          replayed: np.ndarray | None) -> None:
         spec, cu = self.spec, mp.closed_until
-        ts = np.fromiter((e.timestamp for e in events), dtype=np.float64, count=len(events))
+        ts = rows.ts
         if cu is not None:
             late = np.array([spec.last_end(t) <= cu for t in ts.tolist()], dtype=bool) if spec.hop is not None \
                 else (np.floor(ts / spec.size) * spec.size + spec.size) <= cu
@@ -363,9 +394,17 @@ class SourceAggregator:
             if counted.any():
                 mp.late_events += int(counted.sum())
                 self._count_late(mp, version, ts[counted])
-        batch = Batch.build(events, mp.binner) if mp.binner is not None else None
+        table = mp.held
+        if table is None:
+            table = mp.held = HeldPredictions(with_predictions=bool(self.settings.labels_topic))
+        dup = self._repeats(mp, version, rows, late, table)
+        if dup is not None:
+            keep = np.flatnonzero(~dup)
+            rows, late = rows.take(keep), late[keep]
+            ts = rows.ts
+        batch = rows.batch(mp.binner) if mp.binner is not None else None
         assigned = mp.segmenter.assign(batch) if mp.segmenter is not None and batch is not None else None
-        for start, rows in spec.starts(ts):
+        for start, idx in spec.starts(ts):
             if cu is not None and start + spec.size <= cu:
                 continue
             key = (version, start)
@@ -375,16 +414,71 @@ class SourceAggregator:
                 if mp.binner is None:
                     mp.unbinned[key] = []
             if batch is None:
-                batch = Batch.build(events, None)
-            state.ingest(batch, rows, mp.binner)
+                batch = rows.batch(None)
+            state.ingest(batch, idx, mp.binner)
             if assigned is not None and mp.segmenter is not None:
-                mp.segmenter.ingest(state, rows, assigned)
+                mp.segmenter.ingest(state, idx, assigned)
             pending = mp.unbinned.get(key)
             if pending is not None:
-                pending.extend(events[i] for i in rows.tolist())
-        keys = mp.segmenter.row_keys(assigned) if assigned is not None and mp.segmenter is not None \
-            and self.settings.labels_topic else None
-        self._remember(mp, version, events, late, keys)
+                pending.extend(rows[i] for i in idx.tolist())
+        fresh = np.flatnonzero(~late)
+        if fresh.size:
+            self._hold(mp, version, rows, fresh, assigned, table)
+            if mp.early_labels:
+                self._join_early(mp, rows.keys[fresh])
+
+    def _repeats(self, mp: ModelPartials, version: str | None, rows: Rows, late: np.ndarray,
+                 table: HeldPredictions) -> np.ndarray | None:
+        """Repeats among the rows that are not late: a request id held already, or seen earlier in the batch,
+        is a duplicate — counted in ``duplicates`` of its windows and in no other statistic. Returns their
+        mask (None: none)."""
+        cand = np.flatnonzero(~late)
+        if cand.size == 0:
+            return None
+        keys = rows.keys if cand.size == late.size else rows.keys[cand]
+        seen = table.contains(keys)
+        if len(set(keys.tolist())) != keys.size:  # a request id twice in this batch: its later copies repeat
+            _, first = np.unique(keys, return_index=True)
+            repeat = np.ones(keys.size, dtype=bool)
+            repeat[first] = False
+            seen |= repeat
+        if not seen.any():
+            return None
+        dup = np.zeros(late.size, dtype=bool)
+        dup[cand[seen]] = True
+        for t in rows.ts[dup].tolist():
+            for w in self.spec.windows_of(t):
+                key = (version, w.start)
+                state = mp.open.get(key)
+                if state is None:
+                    closed = mp.closed.get(key)
+                    if closed is not None:  # a hopping window that closed already
+                        closed.state.duplicates += 1
+                        closed.dirty = True
+                        continue
+                    if mp.closed_until is not None and w.end <= mp.closed_until:
+                        continue
+                    state = mp.open[key] = WindowState.empty(mp.binner, self.settings.exact_ks)
+                    if mp.binner is None:
+                        mp.unbinned[key] = []
+                state.duplicates += 1
+        return dup
+
+    def _hold(self, mp: ModelPartials, version: str | None, rows: Rows, fresh: np.ndarray,
+              assigned: segments.Assignment | None, table: HeldPredictions) -> None:
+        """Hold the observed rows ``fresh`` (first copies, not late): for duplicate detection and, with a
+        labels topic, with their prediction, version and segments for the label join."""
+        predictions = groups = None
+        if table.with_predictions:
+            predictions = rows.predictions()
+            if fresh.size != len(rows):
+                predictions = [predictions[i] for i in fresh.tolist()]
+            if assigned is not None and mp.segmenter is not None:
+                ids = mp.segment_ids
+                row_keys = mp.segmenter.row_keys(assigned)
+                groups = np.array([ids.setdefault(row_keys[i], len(ids)) for i in fresh.tolist()], dtype=np.int32)
+        code = mp.version_ids.setdefault(version, len(mp.version_ids))
+        table.add(rows.keys[fresh], rows.ts[fresh], predictions, code, groups)
 
     def _count_late(self, mp: ModelPartials, version: str | None, ts: np.ndarray) -> None:
         for t in ts.tolist():
@@ -395,54 +489,48 @@ class SourceAggregator:
             else:
                 mp.unattributed_late += 1
 
-    def _remember(self, mp: ModelPartials, version: str | None, events: list[PredictionEvent],
-                  late: np.ndarray, keys: list[segments.RowKeys] | None = None) -> None:
-        if not self.settings.labels_topic:
-            return  # no ground truth in this deployment: hold nothing per prediction
-        joins = mp.joins
-        rids: list[str] = []
-        dup_ts: list[float] = []
-        top = -math.inf
-        for i, (e, is_late) in enumerate(zip(events, late.tolist(), strict=True)):
-            if is_late or e.prediction is None:
-                continue
-            rid = e.request_id
-            if rid in joins:
-                dup_ts.append(e.timestamp)
-            joins[rid] = (version, e.timestamp, e.prediction, keys[i] if keys is not None else segments.NO_KEYS)
-            rids.append(rid)
-            top = max(top, e.timestamp)
-            if mp.early_labels:
-                early = mp.early_labels.pop(rid, None)
-                if early is not None:
-                    self._label(mp, early[0], early[1])
-        if rids:
-            mp.join_order.append((top, rids))
-        for t in dup_ts:
-            for w in self.spec.windows_of(t):
-                state = mp.open.get((version, w.start))
-                if state is not None:
-                    state.duplicates += 1
+    def _join_early(self, mp: ModelPartials, keys: np.ndarray) -> None:
+        """Labels that arrived before their prediction: join those whose prediction was just held."""
+        early = mp.early_labels
+        for k in keys.tolist():
+            waiting = early.pop(k, None)
+            if waiting is not None:
+                self._labels(mp, [waiting[0]], [waiting[1]])
 
-    def _label(self, mp: ModelPartials, lab: LabelEvent, replayed: bool = False) -> None:
-        pending = mp.joins.pop(lab.request_id, None)
-        if pending is None:
-            mp.early_labels[lab.request_id] = (lab, replayed)
+    def _labels(self, mp: ModelPartials, labels: list[LabelEvent], replayed: list[bool]) -> None:
+        """Join labels with their held predictions; a label whose prediction is not held (yet) waits up to
+        ``label_grace`` for it."""
+        keys = hash_keys([lab.request_id for lab in labels])
+        table = mp.held
+        if table is None or not table.with_predictions:
+            for k, lab, r in zip(keys.tolist(), labels, replayed, strict=True):
+                mp.early_labels[k] = (lab, r)
             return
-        version, ts, prediction, seg_keys = pending
-        out = outcome(lab.label, prediction, mp.reference.task if mp.reference is not None else None)
-        for w in self.spec.windows_of(ts):
-            key = (version, w.start)
-            state = mp.open.get(key)
-            if state is not None:
-                state.perf.add(out)
-                segments.label(state, seg_keys, out)
+        found, ts, predictions, versions, groups = table.take(keys)
+        names = list(mp.version_ids)
+        keys_of = list(mp.segment_ids)
+        task = mp.reference.task if mp.reference is not None else None
+        joined = iter(zip(ts.tolist(), predictions, versions.tolist(), groups.tolist(), strict=True))
+        for k, ok, lab, r in zip(keys.tolist(), found.tolist(), labels, replayed, strict=True):
+            if not ok:
+                mp.early_labels[k] = (lab, r)
                 continue
-            closed = mp.closed.get(key)
-            if closed is not None:
-                closed.state.perf.add(out)
-                segments.label(closed.state, seg_keys, out)
-                closed.dirty = True
+            t, prediction, v, g = next(joined)
+            version = names[v]
+            seg_keys = keys_of[g] if g >= 0 else segments.NO_KEYS
+            out = outcome(lab.label, prediction, task)
+            for w in self.spec.windows_of(t):
+                key = (version, w.start)
+                state = mp.open.get(key)
+                if state is not None:
+                    state.perf.add(out)
+                    segments.label(state, seg_keys, out)
+                    continue
+                closed = mp.closed.get(key)
+                if closed is not None:
+                    closed.state.perf.add(out)
+                    segments.label(closed.state, seg_keys, out)
+                    closed.dirty = True
 
     def reject(self, rejections: Iterable[Rejection], now: float | None = None) -> None:
         """Count invalid events in their model's window: the window of their timestamp when it is open or
@@ -586,16 +674,12 @@ class SourceAggregator:
         grace, size = self.settings.label_grace_s, self.spec.size
         for key in [k for k in mp.closed if k[1] + size + grace < wm]:
             del mp.closed[key]
-        while mp.join_order and mp.join_order[0][0] + size + grace < wm:
-            _, rids = mp.join_order.popleft()
-            for rid in rids:
-                pending = mp.joins.get(rid)
-                if pending is not None and pending[1] + size + grace < wm:
-                    del mp.joins[rid]
+        if mp.held is not None:
+            mp.held.expire(wm, self.hold_s)
         if mp.early_labels:
-            stale = [rid for rid, (lab, _) in mp.early_labels.items() if lab.timestamp + grace < wm]
-            for rid in stale:
-                _, replayed = mp.early_labels.pop(rid)
+            stale = [k for k, (lab, _) in mp.early_labels.items() if lab.timestamp + grace < wm]
+            for k in stale:
+                _, replayed = mp.early_labels.pop(k)
                 if not replayed:  # a replayed label was already counted by the previous owner
                     self.unmatched_labels += 1
                     self._count_unmatched(mp, wm)
@@ -677,13 +761,31 @@ class SourceAggregator:
         return None if mp is None else mp.closed_until
 
     def pending_labels(self) -> int:
-        return sum(len(m.joins) for m in self.models.values())
+        """Predictions held (for the label join and duplicate detection)."""
+        return sum(len(m.held) for m in self.models.values() if m.held is not None)
+
+    def held_bytes(self) -> int:
+        """Memory of the held predictions' tables."""
+        return sum(m.held.nbytes() for m in self.models.values() if m.held is not None)
 
     def open_windows(self) -> int:
         return sum(len(m.open) for m in self.models.values())
 
     def late_events(self) -> int:
         return sum(m.late_events for m in self.models.values())
+
+
+def hold_horizon(settings: MonitorSettings, window: float) -> float:
+    """How long after its event time a prediction's request id is held: ``window + label_grace`` with a
+    labels topic (a label may still join it), else ``dedup_horizon`` (default ``window + allowed_lateness``);
+    with both, the longer."""
+    dedup = settings.dedup_horizon_s
+    if dedup is None:
+        dedup = window + settings.allowed_lateness_s
+    if settings.labels_topic:
+        return max(window + settings.label_grace_s, dedup) if settings.dedup_horizon is not None \
+            else window + settings.label_grace_s
+    return dedup
 
 
 def _order(key: WindowKey) -> tuple[float, str]:

@@ -4,11 +4,12 @@ with the wrong JSON type, and repeated request ids — with and without a labels
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from monitor.core.aggregate import Batch, WindowState
 from monitor.core.binning import FeatureBinner
 from monitor.pipeline import Monitor
-from monitor.types import PredictionEvent
+from monitor.types import LabelEvent, PredictionEvent
 from tests.test_pipeline import T0, events, points_by, reference, settings_
 
 
@@ -50,3 +51,63 @@ def test_type_mismatches_reach_the_data_quality_points():
     assert _quality(em, "y").field("type_mismatch") == 0
     assert _quality(em, "c").field("type_mismatch") == 1
     assert _quality(em, "x").field("missing_rate") == 0.0  # "1.5" was used as 1.5
+def _dup(e: PredictionEvent, **kw) -> PredictionEvent:
+    fields = {f: getattr(e, f) for f in e.__struct_fields__}
+    fields.update(kw)
+    return PredictionEvent(**fields)
+
+
+@pytest.mark.parametrize("labels_topic", ["labels", ""])
+def test_a_repeated_request_id_is_counted_once_and_as_a_duplicate(labels_topic):
+    st_ = settings_(labels_topic=labels_topic)
+    evs = events(300, T0, 290)
+    # three copies of 50 events (a retrying producer), one copy with other values: none may count
+    copies = [_dup(e, features={"x": 9.0, "y": 9.0, "c": "z"}, latency_ms=5000.0) for e in evs[:50]]
+    stream = sorted([*evs, *evs[:50], *copies], key=lambda e: e.timestamp)
+    once, twice = Monitor(st_, {"m": reference()}), Monitor(st_, {"m": reference()})
+    once.observe(evs)
+    for i in range(0, len(stream), 70):
+        twice.observe(stream[i:i + 70])
+    a, b = once.close_all(), twice.close_all()
+    quality = _quality(b, "__event__")
+    assert quality.field("duplicates") == 100
+    assert _quality(a, "__event__").field("duplicates") == 0
+    keep = {(p.series_key()) for p in a.points if p.measurement != "data_quality" or p.tag("feature") != "__event__"}
+    got = {p.series_key(): p for p in b.points}
+    for p in a.points:
+        if p.series_key() in keep:
+            assert got[p.series_key()].fields == p.fields, p
+    assert points_by(b, "throughput")[0].field("events") == 300
+
+
+def test_duplicate_detection_ends_at_its_horizon():
+    """Without a labels topic, a request id is remembered for window + allowed_lateness (or dedup_horizon)."""
+    st_ = settings_(labels_topic="", window="1m", allowed_lateness="5s")
+    first = events(20, T0, 10)
+    later = [_dup(e, timestamp=e.timestamp + 600) for e in first[:5]]  # 10 min later: a new request
+    mon = Monitor(st_, {"m": reference()})
+    mon.observe(first)
+    mon.observe(events(20, T0 + 300, 10, seed=7))  # moves the watermark past the horizon
+    mon.advance()
+    mon.observe(later)
+    em = mon.close_all()
+    assert sum(p.field("duplicates") for p in points_by(em, "data_quality") if p.tag("feature") == "__event__") == 0
+    st_long = settings_(labels_topic="", window="1m", allowed_lateness="5s", dedup_horizon="1h")
+    mon = Monitor(st_long, {"m": reference()})
+    mon.observe(first)
+    mon.observe(events(20, T0 + 300, 10, seed=7))
+    mon.advance()
+    mon.observe(later)
+    em = mon.close_all()
+    assert sum(p.field("duplicates") for p in points_by(em, "data_quality") if p.tag("feature") == "__event__") == 5
+
+
+def test_a_label_joins_the_first_copy_of_a_repeated_prediction():
+    st_ = settings_()
+    e = events(1, T0, 1)[0]
+    other = _dup(e, prediction=1 - e.prediction)
+    mon = Monitor(st_, {"m": reference()})
+    mon.observe([e, other, LabelEvent("m", e.request_id, T0 + 5, e.prediction)])
+    em = mon.close_all()
+    acc = [p for p in points_by(em, "performance") if p.tag("metric") == "accuracy"]
+    assert acc and acc[0].field("value") == 1.0 and acc[0].field("n") == 1

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from operator import itemgetter
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from river import metrics as rmetrics
@@ -81,12 +81,49 @@ def is_positive(prediction: object) -> bool | None:
     return None
 
 
+class PredictionLike(Protocol):
+    """What :class:`Batch` reads of a prediction: a :class:`PredictionEvent`, or a decoded record with the
+    same fields whose ``features`` are not parsed yet (:mod:`monitor.fastdecode`)."""
+
+    @property
+    def timestamp(self) -> float: ...
+    @property
+    def prediction(self) -> FeatureValue | int: ...
+    @property
+    def score(self) -> float | None: ...
+    @property
+    def latency_ms(self) -> float | None: ...
+    @property
+    def error(self) -> str | None: ...
+
+
+@dataclass(slots=True)
+class FeatureBlock:
+    """The features of N predictions, binned for one :class:`FeatureBinner`."""
+
+    numeric: np.ndarray  # (N, F_num) float, NaN = missing
+    #: (N, F_cat) category bin per value (FeatureBinner.category_codes), -1 = missing
+    cat_codes: np.ndarray
+    #: (N, F_num)/(N, F_cat) bool: the value had the wrong JSON type (None: no such value)
+    num_mismatch: np.ndarray | None = None
+    cat_mismatch: np.ndarray | None = None
+
+    @classmethod
+    def of_events(cls, events: Sequence[PredictionEvent], binner: FeatureBinner) -> FeatureBlock:
+        feats = [e.features for e in events]
+        numeric, num_mismatch = _numeric_block(events, feats, binner.numeric_names)
+        values, cat_mismatch = category_values(_columns(events, feats, binner.categorical_names))
+        return cls(numeric, binner.category_codes(values), num_mismatch, cat_mismatch)
+
+    def take(self, rows: np.ndarray) -> FeatureBlock:
+        return FeatureBlock(self.numeric[rows], self.cat_codes[rows],
+                            None if self.num_mismatch is None else self.num_mismatch[rows],
+                            None if self.cat_mismatch is None else self.cat_mismatch[rows])
+
+
 @dataclass(slots=True)
 class Batch:
-    """A batch of one model version's predictions as columns (built once, sliced per window).
-
-    Built from events (:meth:`build`) or straight from decoded JSON (:mod:`monitor.fastdecode`); both give
-    the same columns for the same events."""
+    """A batch of one model version's predictions as columns (built once, sliced per window)."""
 
     events: Sequence[PredictionEvent]
     ts: np.ndarray
@@ -99,23 +136,51 @@ class Batch:
     #: (N, F_num)/(N, F_cat) bool: the value had the wrong JSON type (None: no such value in the batch)
     num_mismatch: np.ndarray | None = None
     cat_mismatch: np.ndarray | None = None
+    #: error message per row (None: no error)
+    error_text: Sequence[str | None] | None = None
 
     @classmethod
-    def build(cls, events: Sequence[PredictionEvent], binner: FeatureBinner | None) -> Batch:
-        n = len(events)
-        ts = np.fromiter((e.timestamp for e in events), dtype=np.float64, count=n)
-        latency = np.fromiter(
-            (NAN if e.latency_ms is None else e.latency_ms for e in events), dtype=np.float64, count=n
-        )
-        error = np.fromiter((e.error is not None for e in events), dtype=bool, count=n)
-        p_correct = np.fromiter((_p_correct(e) for e in events), dtype=np.float64, count=n)
-        numeric = codes = num_mismatch = cat_mismatch = None
-        if binner is not None:
-            feats = [e.features for e in events]
-            numeric, num_mismatch = _numeric_block(events, feats, binner.numeric_names)
-            values, cat_mismatch = category_values(_columns(events, feats, binner.categorical_names))
-            codes = binner.category_codes(values)
-        return cls(events, ts, numeric, codes, latency, error, p_correct, num_mismatch, cat_mismatch)
+    def build(cls, events: Sequence[PredictionEvent], binner: FeatureBinner | None,
+              items: Sequence[PredictionLike] | None = None, block: FeatureBlock | None = None) -> Batch:
+        """Columns of ``events``; with ``items`` (the same predictions as decoded records) the columns are
+        read from those, and ``block`` (their features binned for ``binner``) replaces reading features."""
+        rows: Sequence[PredictionLike] = items if items is not None else events
+        n = len(rows)
+        ts = np.fromiter((e.timestamp for e in rows), dtype=np.float64, count=n)
+        latency = _optional_floats([e.latency_ms for e in rows])
+        errors = [e.error for e in rows]
+        error = np.fromiter((m is not None for m in errors), dtype=bool, count=n)
+        p_correct = _p_correct_column([e.prediction for e in rows], [e.score for e in rows], error)
+        if binner is not None and block is None:
+            block = FeatureBlock.of_events(events, binner)
+        if binner is None or block is None:
+            return cls(events, ts, None, None, latency, error, p_correct, error_text=errors)
+        return cls(events, ts, block.numeric, block.cat_codes, latency, error, p_correct, block.num_mismatch,
+                   block.cat_mismatch, errors)
+
+
+def _optional_floats(values: list[float | None]) -> np.ndarray:
+    """Floats with None → NaN (one C-level conversion: numpy turns None into NaN for float64)."""
+    return np.array(values, dtype=np.float64)
+
+
+def _p_correct_column(predictions: list[Any], scores: list[float | None], error: np.ndarray) -> np.ndarray:
+    """:func:`_p_correct` for every row, vectorised: ``score`` when the prediction is the positive class
+    (a 1, or ``score >= 0.5`` when the prediction does not say), else ``1 - score``; NaN without a score or
+    with an error."""
+    score = _optional_floats(scores)
+    if set(map(type, predictions)) <= {int, float, type(None)}:
+        pred = np.array(predictions, dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            pos = np.where(pred == 1, True, np.where(pred == 0, False, score >= 0.5))
+    else:
+        says = [is_positive(p) for p in predictions]
+        with np.errstate(invalid="ignore"):
+            guess = score >= 0.5
+        pos = np.array([g if s is None else s for s, g in zip(says, guess.tolist(), strict=True)], dtype=bool)
+    out = np.where(pos, score, 1.0 - score)
+    out[error] = NAN
+    return out
 
 
 def category_values(columns: Sequence[Sequence[Any]]) -> tuple[list[list[str | None]], np.ndarray | None]:
@@ -364,8 +429,12 @@ class WindowState:
         n_err = int(err.sum())
         if n_err:
             self.errors += n_err
-            events = batch.events
-            topk.add_strings(self.error_top, (events[i].error or "" for i in rows[err].tolist()))
+            if batch.error_text is not None:
+                text = batch.error_text
+                topk.add_strings(self.error_top, (text[i] or "" for i in rows[err].tolist()))
+            else:
+                events = batch.events
+                topk.add_strings(self.error_top, (events[i].error or "" for i in rows[err].tolist()))
         lat = batch.latency[rows]
         lat = lat[~np.isnan(lat)]
         if lat.size:

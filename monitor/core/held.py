@@ -30,9 +30,9 @@ are then taken for duplicates — with a million held predictions the chance of 
 >>> h.add(np.array([11, 22, 33], dtype=np.uint64), np.array([1.0, 2.0, 3.0]), [1, 0.5, "cat"], version=7)
 >>> h.contains(np.array([22, 44], dtype=np.uint64)).tolist()
 [True, False]
->>> found, ts, predictions, versions = h.take(np.array([33, 44, 33], dtype=np.uint64))
->>> found.tolist(), ts.tolist(), predictions, versions.tolist()
-([True, False, False], [3.0], ['cat'], [7])
+>>> found, ts, predictions, versions, groups = h.take(np.array([33, 44, 33], dtype=np.uint64))
+>>> found.tolist(), ts.tolist(), predictions, versions.tolist(), groups.tolist()
+([True, False, False], [3.0], ['cat'], [7], [-1])
 >>> h.expire(watermark=10.0, horizon=5.0), len(h)  # the segment's latest time 3.0 + 5 < 10: dropped
 (3, 0)
 """
@@ -81,6 +81,8 @@ class HeldPredictions:
         self.ts = np.empty(0, dtype=np.float64)
         self.value = np.empty(0, dtype=np.int64)  # float64 bits (FLOAT), int64 (INT), object index (OBJECT)
         self.kind = np.empty(0, dtype=np.uint8)
+        #: a code the caller gives each entry (e.g. its segments), -1 when none; allocated on first use
+        self.group: np.ndarray | None = None
         self.objects: list[object] = []  # predictions that are neither float nor int64 (strings, huge ints)
         self._object_ids: dict[object, int] = {}
         #: (first arrival number, entries, latest event time, version) in arrival order
@@ -98,8 +100,10 @@ class HeldPredictions:
 
     def nbytes(self) -> int:
         """Bytes held by the table's arrays (growth slack and index included)."""
-        arrays = (self.key, self.ts, self.value, self.kind, self.index, self.tags)
-        return sum(a.nbytes for a in arrays) + 48 * len(self.segments)
+        arrays: list[np.ndarray] = [self.key, self.ts, self.value, self.kind, self.index, self.tags]
+        if self.group is not None:
+            arrays.append(self.group)
+        return sum(int(a.nbytes) for a in arrays) + 48 * len(self.segments)
 
     # -- lookups -----------------------------------------------------------------------------------------
     def _find(self, keys: np.ndarray) -> np.ndarray:
@@ -135,11 +139,11 @@ class HeldPredictions:
         """Which keys are held."""
         return self._find(np.asarray(keys, dtype=np.uint64)) >= 0
 
-    def take(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[object], np.ndarray]:
-        """Join labels: ``(found, ts, predictions, versions)`` for the keys (in order) whose prediction is
-        held and not yet taken; those are marked taken (a second label for the same request finds nothing).
-        ``ts``/``predictions``/``versions`` list the found keys only. A prediction held without a value (an
-        error) is not found."""
+    def take(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[object], np.ndarray, np.ndarray]:
+        """Join labels: ``(found, ts, predictions, versions, groups)`` for the keys (in order) whose prediction
+        is held and not yet taken; those are marked taken (a second label for the same request finds nothing).
+        ``ts``/``predictions``/``versions``/``groups`` list the found keys only. A prediction held without a
+        value (an error) is not found."""
         if not self.with_predictions:
             raise ValueError("this table holds no predictions (with_predictions=False)")
         keys = np.asarray(keys, dtype=np.uint64)
@@ -160,7 +164,8 @@ class HeldPredictions:
         predictions = self._values(p)
         versions = self._versions(p + self.base)
         self.kind[p] = JOINED
-        return found, self.ts[p], predictions, versions
+        groups = self.group[p] if self.group is not None else np.full(p.size, -1, dtype=np.int32)
+        return found, self.ts[p], predictions, versions, groups
 
     def _values(self, pos: np.ndarray) -> list[object]:
         kind = self.kind[pos].tolist()
@@ -180,7 +185,7 @@ class HeldPredictions:
 
     # -- inserts -----------------------------------------------------------------------------------------
     def add(self, keys: np.ndarray, ts: np.ndarray, predictions: Sequence[object] | None = None,
-            version: int = 0) -> None:
+            version: int = 0, groups: np.ndarray | None = None) -> None:
         """Hold new entries of one model version (keys distinct and not held: callers check
         :meth:`contains` first), as one arrival segment."""
         keys = np.asarray(keys, dtype=np.uint64)
@@ -197,6 +202,10 @@ class HeldPredictions:
             bits, kind = self._encode(predictions if predictions is not None else [None] * m)
             self.value[end:end + m] = bits
             self.kind[end:end + m] = kind
+            if groups is not None and self.group is None:
+                self.group = np.full(self.capacity, -1, dtype=np.int32)
+            if self.group is not None:
+                self.group[end:end + m] = groups if groups is not None else -1
         seq = self.first + self.n
         self.segments.append((seq, m, float(np.max(ts)), version))
         self.n += m
@@ -212,7 +221,8 @@ class HeldPredictions:
         if not need <= cap <= 4 * need:  # grow, or shrink what an earlier peak left
             cap = max(MIN_RING, math.ceil(need * 1.2))
         head = self.first - self.base
-        for name in ("key", "ts", "value", "kind") if self.with_predictions else ("key", "ts"):
+        names = ("key", "ts", "value", "kind", *(("group",) if self.group is not None else ()))
+        for name in names if self.with_predictions else ("key", "ts"):
             a = getattr(self, name)
             if cap == a.size:
                 a[:self.n] = a[head:head + self.n]

@@ -23,7 +23,7 @@ ops = st.lists(st.one_of(
 @given(ops, st.booleans())
 def test_behaves_like_a_dict_of_segments(program, high_bits):
     h = HeldPredictions(with_predictions=True)
-    model: dict[int, list] = {}  # key -> [ts, prediction, version, taken, segment]
+    model: dict[int, list] = {}  # key -> [ts, prediction, version, taken, group]
     segments: list[tuple[float, list[int]]] = []
     shift = 40 if high_bits else 0  # keys differing only in low bits, or only in high bits
 
@@ -43,13 +43,14 @@ def test_behaves_like_a_dict_of_segments(program, high_bits):
             keys = np.array([k for k, _ in fresh], dtype=np.uint64)
             ts = t0 + np.arange(len(fresh), dtype=np.float64) / 10
             version = len(segments) % 3
-            h.add(keys, ts, [v for _, v in fresh], version)
-            for (k, v), t in zip(fresh, ts.tolist(), strict=True):
-                model[k] = [t, v, version, False]
+            groups = np.arange(len(fresh), dtype=np.int32) % 4 if len(segments) % 2 else None
+            h.add(keys, ts, [v for _, v in fresh], version, groups)
+            for j, ((k, v), t) in enumerate(zip(fresh, ts.tolist(), strict=True)):
+                model[k] = [t, v, version, False, j % 4 if groups is not None else -1]
             segments.append((float(ts.max()), [k for k, _ in fresh]))
         elif op[0] == "take":
             keys = [key(k) for k in op[1]]
-            found, ts, preds, vers = h.take(np.array(keys, dtype=np.uint64))
+            found, ts, preds, vers, groups = h.take(np.array(keys, dtype=np.uint64))
             expected = []
             for k in keys:
                 e = model.get(k)
@@ -61,6 +62,7 @@ def test_behaves_like_a_dict_of_segments(program, high_bits):
             want = [model[k] for k, ok in zip(keys, expected, strict=True) if ok]
             assert ts.tolist() == [w[0] for w in want]
             assert vers.tolist() == [w[2] for w in want]
+            assert groups.tolist() == [w[4] for w in want]
             for got, w in zip(preds, want, strict=True):
                 assert got == w[1] and type(got) is type(w[1])
         elif op[0] == "contains":
@@ -92,7 +94,7 @@ def test_a_million_held_predictions_take_at_most_48_bytes_each():
     assert len(h) == n
     assert h.nbytes() / n <= 48, h.nbytes() / n
     assert h.contains(keys[::1000]).all()
-    found, _, got, _ = h.take(keys[:10])
+    found, _, got, _, _ = h.take(keys[:10])
     assert found.all() and got == preds[:10]
     without = HeldPredictions(with_predictions=False)
     for i in range(0, n, batch):
