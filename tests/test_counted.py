@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitor.core.aggregate import Batch, WindowState
 from monitor.core.binning import FeatureBinner
 from monitor.pipeline import Monitor
 from monitor.types import LabelEvent, PredictionEvent
 from tests.test_pipeline import T0, events, points_by, reference, settings_
+from tests.test_two_stage import assert_same, multi, single, stream
+from tests.test_two_stage import reference as ref2
+from tests.test_two_stage import settings_ as settings2
 
 
 def _quality(em, feature):
@@ -111,3 +116,23 @@ def test_a_label_joins_the_first_copy_of_a_repeated_prediction():
     em = mon.close_all()
     acc = [p for p in points_by(em, "performance") if p.tag("metric") == "accuracy"]
     assert acc and acc[0].field("value") == 1.0 and acc[0].field("n") == 1
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(1, 4), st.sampled_from(["request_id", "model"]), st.integers(0, 10_000), st.booleans())
+def test_duplicates_over_any_sources_keyed_by_request_id_or_model_give_the_single_source_points(k, keying, seed,
+                                                                                                  labels):
+    rnd = np.random.default_rng(seed)
+    events = stream(seed % 5, windows=3, per_window=150)
+    preds = [e for e in events if isinstance(e, PredictionEvent)]
+    copies = [_dup(preds[i], timestamp=preds[i].timestamp + float(rnd.uniform(0, 20)), latency_ms=999.0)
+              for i in rnd.choice(len(preds), 60, replace=False).tolist()]
+    stream_ = sorted([*events, *copies], key=lambda e: e.timestamp)
+    if not labels:
+        stream_ = [e for e in stream_ if isinstance(e, PredictionEvent)]
+    st_ = settings2() if labels else settings2(labels_topic="")
+    refs = {"a": ref2("a"), "b": ref2("b", seed=1)}
+    expected = single(stream_, refs, st_)
+    assert sum(p.field("duplicates") for p in expected.values()
+               if p.measurement == "data_quality" and p.tag("feature") == "__event__") == 60
+    assert_same(expected, multi(stream_, refs, st_, k, keying, seed, chaos=True))
