@@ -150,13 +150,16 @@ class ModelPartials:
     unattributed_unmatched: int = 0
     late_events: int = 0
 
+    #: the binner of a reference (shared, so rows binned ahead of observing are binned for the same binner)
+    binners: Callable[[ReferenceProfile], FeatureBinner] = FeatureBinner
+
     def __post_init__(self) -> None:
         self.use(self.reference)
 
     def use(self, reference: ReferenceProfile | None) -> None:
         """Bin with ``reference`` from now on (windows already open keep their rows and are binned at close)."""
         self.reference = reference
-        self.binner = FeatureBinner(reference) if reference is not None else None
+        self.binner = self.binners(reference) if reference is not None else None
         self.profile = profile_id(reference) if reference is not None else None
         self.segmenter = segments.segmenter_for(self.binner, self.settings)
 
@@ -207,12 +210,28 @@ class SourceAggregator:
         self.empty = False
         #: how long a prediction is held after its event time (duplicate detection, label join)
         self.hold_s = hold_horizon(settings, self.spec.size)
+        self._binners: dict[int, tuple[ReferenceProfile, FeatureBinner]] = {}
 
     # -- ingestion ------------------------------------------------------------------------------
+    def _binner(self, reference: ReferenceProfile) -> FeatureBinner:
+        got = self._binners.get(id(reference))
+        if got is None or got[0] is not reference:
+            got = self._binners[id(reference)] = (reference, FeatureBinner(reference))
+        return got[1]
+
+    def binner_for(self, model: str) -> FeatureBinner | None:
+        """The binner ``model``'s next rows will be binned with (a batch decoder bins them ahead)."""
+        mp = self.models.get(model)
+        if mp is not None:
+            return mp.binner
+        ref = self.references(model)
+        return self._binner(ref) if ref is not None else None
+
     def model(self, name: str) -> ModelPartials:
         mp = self.models.get(name)
         if mp is None:
-            mp = self.models[name] = ModelPartials(name, self.settings, self.spec, reference=self.references(name))
+            mp = self.models[name] = ModelPartials(name, self.settings, self.spec, reference=self.references(name),
+                                                   binners=self._binner)
         return mp
 
     def observe(self, events: Sequence[PredictionEvent | LabelEvent], now: float | None = None,

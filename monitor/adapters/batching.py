@@ -221,8 +221,8 @@ class AckLedger:
             self.models.append(model)
         return mid
 
-    def add(self, tp: TP, offsets: Sequence[int], model_ids: Sequence[int], last_end: Sequence[float] | np.ndarray,
-            start_hint: int | None = None) -> _Chunk:
+    def add(self, tp: TP, offsets: Sequence[int] | np.ndarray, model_ids: Sequence[int] | np.ndarray,
+            last_end: Sequence[float] | np.ndarray, start_hint: int | None = None) -> _Chunk:
         """Remember a batch of ``tp`` (offsets ascending). Records with model id ``UNATTRIBUTED`` wait for
         :meth:`mark_done`. The first batch of a partition acks from ``start_hint`` (the offset the consumer
         was positioned at) when given, so offsets without a record before it (transaction markers) do not

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import msgspec
+import numpy as np
 import orjson
 from faust.types import TP
 
@@ -39,11 +40,12 @@ from monitor.adapters.health import WorkerMetrics
 from monitor.adapters.influx import BufferFull, SinkUnavailable
 from monitor.config import MonitorSettings
 from monitor.core.reference import ReferenceProfile
-from monitor.events import DecodeOptions, decode_any
+from monitor.events import DecodeOptions
+from monitor.fastdecode import decode_batch
 from monitor.owner import ModelOwner, ReferenceBook
 from monitor.ports import AlertNotifier, MetricSink
 from monitor.source import OBSERVED, SourceAggregator
-from monitor.types import LabelEvent, MetricPoint, PredictionEvent, Rejection, RetrainRequest
+from monitor.types import MetricPoint, Rejection, RetrainRequest
 from monitor.wire import PartialRecord, decode, encode
 
 log = logging.getLogger("driftline.worker")
@@ -149,42 +151,40 @@ class WorkerCycle:
         return src
 
     def _ingest_input(self, tp: TP, records: Sequence[Any], now: float, hint: int | None) -> None:
-        options = self.decode_options
-        by_record = options.timestamp_source == "record"  # only then is the record's own timestamp read
         src = self._source(tp.partition)
         ledger = self.ledgers[tp.partition]
-        offsets = [r.offset for r in records]
-        events: list[PredictionEvent | LabelEvent] = []
-        where: list[int] = []
-        rejected: list[Rejection] = []
-        for i, record in enumerate(records):
-            out = decode_any(record.value or b"", topic=tp.topic, partition=tp.partition, offset=record.offset,
-                             options=options, now=now, record_timestamp_ms=record.timestamp if by_record else None)
-            if isinstance(out, Rejection):
-                rejected.append(out)
-            else:
-                events.append(out)
-                where.append(i)
-        ids = [UNATTRIBUTED] * len(records)
-        ends = [math.inf] * len(records)
-        if events:
-            ev_offsets = [offsets[i] for i in where]
-            status = src.observe(events, now, origins=[(tp, o) for o in ev_offsets], topic=tp.topic,
-                                 offsets=ev_offsets)
-            model_id = ledger.model_id
-            last_end = src.spec.last_end
-            for i, e, st in zip(where, events, status, strict=True):
-                if st == OBSERVED:  # held or refused ones are done when released/dead-lettered
-                    ids[i] = model_id(e.model)
-                    ends[i] = last_end(e.timestamp)
-        if rejected:
+        n = len(records)
+        offset_list = [r.offset for r in records]
+        offsets = np.array(offset_list, dtype=np.int64)
+        options = self.decode_options
+        decoded = decode_batch([r.value or b"" for r in records], binner_of=src.binner_for,
+                               max_bytes=options.max_bytes, models=options.models, topic=tp.topic,
+                               partition=tp.partition, offsets=offset_list)
+        status = src.observe_rows(decoded.groups, decoded.labels, n, now, lambda p: (tp, offset_list[p]), tp.topic,
+                                  offsets)
+        # the ledger: per record its model and the end of the last window it falls in; held or refused ones,
+        # and rejections, are done once they are released or dead-lettered
+        ids = np.full(n, UNATTRIBUTED, dtype=np.int64)
+        ends = np.full(n, math.inf)
+        step, size = src.spec.step, src.spec.size
+        for model, (rows, pos) in decoded.groups.items():
+            ok = status[pos] == OBSERVED
+            ids[pos[ok]] = ledger.model_id(model)
+            ends[pos[ok]] = np.floor(rows.ts[ok] / step) * step + size  # WindowSpec.last_end, vectorised
+        last_end = src.spec.last_end
+        for p, lab in decoded.labels:
+            if status[p] == OBSERVED:
+                ids[p] = ledger.model_id(lab.model)
+                ends[p] = last_end(lab.timestamp)
+        if decoded.rejected:
+            rejected = [r for _, r in decoded.rejected]
             src.reject(rejected, now)
             self.metrics.invalid.inc(len(rejected))
             self.out.dlq.extend((r, tp, r.offset) for r in rejected)
         ledger.add(tp, offsets, ids, ends, hint)
         self._collect_dead(src)
-        self.metrics.events.labels(tp.topic).inc(len(records))
-        self.read[tp] = offsets[-1]
+        self.metrics.events.labels(tp.topic).inc(n)
+        self.read[tp] = offset_list[-1]
 
     def _collect_dead(self, src: SourceAggregator) -> None:
         for origin, ev, reason in src.dead:

@@ -1,0 +1,308 @@
+"""Decoding a fetched batch of input records straight into per-model columns (the worker's hot path).
+
+:func:`decode_batch` gives, for a batch of raw Kafka values, exactly what :func:`monitor.events.decode_any`
+gives record by record — the same accept/reject decisions, the same values (tests/test_fastdecode.py) —
+but without an event object per record:
+
+1. every record is decoded into a :class:`Record` (msgspec, the limits of ``decode_any``'s one-pass
+   decoder) whose ``features`` stay raw JSON; its timestamp is checked and normalised (RFC 3339 parsed);
+2. predictions are grouped by model, and a model's raw features are decoded in one msgspec call into a
+   struct type made for its reference profile (one typed field per reference feature: a number for a
+   numeric feature, a string or bool for a categorical one, no other feature). Binning then needs no
+   per-value Python beyond the category lookups: the rows become a :class:`~monitor.core.aggregate.FeatureBlock`;
+3. anything unusual — a record the one-pass decoder refuses, a feature outside the reference or of the
+   wrong type — takes the validating path: ``decode_any`` for the record, or the feature dict for its
+   features. Python objects are made only for those rows, labels and rejections.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any, get_args
+
+import msgspec
+import numpy as np
+
+from monitor.core.aggregate import FeatureBlock, _float_column, category_values
+from monitor.core.binning import FeatureBinner
+from monitor.core.rows import Rows
+from monitor.events import MAX_FEATURES, MAX_STRING, MAX_TS, MIN_TS, _Fast, decode_any, parse_timestamp
+from monitor.types import PREDICTION_FEATURE, PSEUDO_FEATURES, SCORE_FEATURE, LabelEvent, PredictionEvent, Rejection
+
+
+class _RecordMethods:
+    """Behaviour of :class:`Record` (a msgspec struct type built from ``decode_any``'s one-pass decoder)."""
+
+    __slots__ = ()
+    model: str
+    request_id: str
+    timestamp: Any
+    features: Any
+    prediction: Any
+    model_version: str | None
+    score: float | None
+    latency_ms: float | None
+    error: str | None
+
+    def event(self) -> PredictionEvent:
+        """This prediction as an event (its features parsed into a dict, as ``decode_any`` gives them)."""
+        return PredictionEvent(model=self.model, request_id=self.request_id, timestamp=self.timestamp,
+                               features=_features_decoder.decode(self.features), prediction=self.prediction,
+                               model_version=self.model_version, score=self.score, latency_ms=self.latency_ms,
+                               error=self.error)
+
+
+def _record_type() -> type:
+    """``decode_any``'s one-pass struct with ``features`` left as raw JSON (whatever limits that struct
+    gets, this one has too)."""
+    fields = []
+    for f in msgspec.structs.fields(_Fast):
+        if f.name == "features":
+            fields.append((f.name, msgspec.Raw | msgspec.UnsetType, msgspec.UNSET))
+        else:
+            fields.append((f.name, f.type, f.default))
+    return msgspec.defstruct("Record", fields, bases=(_RecordMethods, msgspec.Struct), forbid_unknown_fields=False)
+
+
+Record: Any = _record_type()
+_record_decoder = msgspec.json.Decoder(Record)
+#: the features as decode_any validates them (the type of its one-pass decoder's ``features`` field)
+_features_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(next(
+    t for f in msgspec.structs.fields(_Fast) if f.name == "features" for t in get_args(f.type)
+    if t is not msgspec.UnsetType))
+
+
+class _FeatureCodec:
+    """A reference profile's features as one struct type: numeric features ``float | None``, categorical
+    ones ``str | bool | None``, no other field allowed — so a row it decodes has nothing that needs a
+    type check. Built once per binner."""
+
+    def __init__(self, binner: FeatureBinner) -> None:
+        self.binner = binner
+        numeric = [(j, n) for j, n in enumerate(binner.numeric_names) if n not in PSEUDO_FEATURES]
+        categorical = [(j, n) for j, n in enumerate(binner.categorical_names) if n not in PSEUDO_FEATURES]
+        names = [n for _, n in numeric] + [n for _, n in categorical]
+        #: names decode_any would refuse (too long, empty) or too many features: every row goes the dict way
+        self.usable = len(names) <= MAX_FEATURES and all(0 < len(n) <= 200 for n in names)
+        self.num_cols = [j for j, _ in numeric]
+        self.cat_cols = [j for j, _ in categorical]
+        self.k = len(numeric)
+        text = msgspec.Meta(max_length=MAX_STRING)
+        fields: list[tuple[str, Any, Any]] = [(f"f{i}", float | None, None) for i in range(len(numeric))]
+        fields += [(f"f{len(numeric) + i}", Annotated[str, text] | bool | None, None) for i in range(len(categorical))]
+        rename = {f"f{i}": n for i, n in enumerate(names)}
+        self.struct = msgspec.defstruct("Features", fields, rename=rename, forbid_unknown_fields=True,
+                                        array_like=False)
+        self.one = msgspec.json.Decoder(self.struct)
+        self.many = msgspec.json.Decoder(list[self.struct])  # type: ignore[name-defined]
+
+    def decode(self, raws: Sequence[Any]) -> list[Any | None]:
+        """Each row's features struct, None where a row does not fit (then its dict is used)."""
+        if not self.usable:
+            return [None] * len(raws)
+        try:
+            return self.many.decode(b"[" + b",".join(raws) + b"]")  # type: ignore[no-any-return]
+        except msgspec.DecodeError:
+            out: list[Any | None] = []
+            for raw in raws:
+                try:
+                    out.append(self.one.decode(raw))
+                except msgspec.DecodeError:
+                    out.append(None)
+            return out
+
+    def block(self, structs: Sequence[Any], recs: Sequence[Any]) -> FeatureBlock:
+        """The features of rows decoded by :meth:`decode` (all of them), binned."""
+        binner = self.binner
+        n = len(structs)
+        astuple = msgspec.structs.astuple
+        rows = [astuple(s) for s in structs]
+        numeric = np.empty((n, len(binner.numeric_names)), dtype=np.float64)
+        num_mismatch = None
+        k = self.k
+        if k:
+            numeric[:, self.num_cols] = np.array([r[:k] for r in rows], dtype=np.float64).reshape(n, k)
+        for j, name in enumerate(binner.numeric_names):
+            if name == SCORE_FEATURE:
+                numeric[:, j] = np.array([r.score for r in recs], dtype=np.float64)
+            elif name == PREDICTION_FEATURE:
+                numeric[:, j], wrong = _float_column([r.prediction for r in recs])
+                if wrong is not None:
+                    num_mismatch = np.zeros(numeric.shape, dtype=bool)
+                    num_mismatch[:, j] = wrong
+        columns: list[Sequence[Any]] = [()] * len(binner.categorical_names)
+        if len(self.cat_cols):
+            cat = list(zip(*[r[k:] for r in rows], strict=True)) if n else [() for _ in self.cat_cols]
+            for c, j in enumerate(self.cat_cols):
+                columns[j] = cat[c]
+        for j, name in enumerate(binner.categorical_names):
+            if name == PREDICTION_FEATURE:
+                columns[j] = [r.prediction for r in recs]
+        values, cat_mismatch = category_values(columns)
+        return FeatureBlock(numeric, binner.category_codes(values), num_mismatch, cat_mismatch)
+
+
+_codecs: weakref.WeakKeyDictionary[FeatureBinner, _FeatureCodec] = weakref.WeakKeyDictionary()
+
+
+def _codec(binner: FeatureBinner) -> _FeatureCodec:
+    codec = _codecs.get(binner)
+    if codec is None:
+        codec = _codecs[binner] = _FeatureCodec(binner)
+    return codec
+
+
+@dataclass
+class Decoded:
+    """A decoded batch: predictions per model (rows and their positions in the batch), labels and
+    rejections with their positions."""
+
+    n: int
+    groups: dict[str, tuple[Rows, np.ndarray]] = field(default_factory=dict)
+    labels: list[tuple[int, LabelEvent]] = field(default_factory=list)
+    rejected: list[tuple[int, Rejection]] = field(default_factory=list)
+
+
+def decode_batch(values: Sequence[bytes], *, binner_of: Callable[[str], FeatureBinner | None],
+                 max_bytes: int = 1_000_000, models: frozenset[str] | None = None, topic: str = "",
+                 partition: int = -1, offsets: Sequence[int] | None = None) -> Decoded:
+    """Decode a batch of raw values (see the module docstring). ``binner_of(model)``: the binner the
+    model's rows will be binned with (None: no reference; the rows keep their feature dicts)."""
+    n = len(values)
+    out = Decoded(n)
+    decode = _record_decoder.decode
+    fast_pos: list[int] = []
+    recs: list[Any] = []
+    slow: list[int] = []
+    for i, raw in enumerate(values):
+        if len(raw) > max_bytes:
+            slow.append(i)
+            continue
+        try:
+            recs.append(decode(raw))
+        except (msgspec.DecodeError, RecursionError):  # ValidationError is a DecodeError
+            slow.append(i)
+            continue
+        fast_pos.append(i)
+    # timestamps: numbers in range pass as they are; RFC 3339 strings are parsed; anything else: slow
+    stamps = [r.timestamp for r in recs]
+    if set(map(type, stamps)) <= {float}:
+        ts = np.array(stamps, dtype=np.float64)
+    else:
+        ts = np.array([t if type(t) is float else _parse(t) for t in stamps], dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        ok = (ts >= MIN_TS) & (ts < MAX_TS)  # NaN (unparsable) is not
+    by_model: dict[str, list[int]] = {}
+    labels: list[tuple[int, Any]] = []
+    unset = msgspec.UNSET
+    for j, (i, r, good, t) in enumerate(zip(fast_pos, recs, ok.tolist(), ts.tolist(), strict=True)):
+        if not good or (models is not None and r.model not in models):
+            slow.append(i)
+            continue
+        r.timestamp = t
+        if r.label is not unset:
+            labels.append((i, r))
+        elif r.features is unset or r.prediction is unset or (r.prediction is None and r.error is None):
+            slow.append(i)
+        else:
+            by_model.setdefault(r.model, []).append(j)
+    out.labels = [(i, LabelEvent(model=r.model, request_id=r.request_id, timestamp=r.timestamp, label=r.label))
+                  for i, r in labels]
+    extra: dict[str, list[tuple[int, PredictionEvent]]] = {}
+    if slow:
+        slow.sort()
+        for i in slow:
+            got = decode_any(values[i], topic=topic, partition=partition,
+                             offset=offsets[i] if offsets is not None else -1, max_bytes=max_bytes, models=models)
+            if isinstance(got, Rejection):
+                out.rejected.append((i, got))
+            elif isinstance(got, LabelEvent):
+                out.labels.append((i, got))
+            else:
+                extra.setdefault(got.model, []).append((i, got))
+        out.labels.sort(key=lambda x: x[0])
+    for model in by_model.keys() | extra.keys():
+        idx = by_model.get(model, [])
+        out.groups[model] = _group(model, [recs[j] for j in idx], [fast_pos[j] for j in idx],
+                                   extra.get(model, []), binner_of(model), out, values, topic, partition, offsets,
+                                   max_bytes, models)
+    return out
+
+
+def _parse(t: object) -> float:
+    try:
+        return parse_timestamp(t)  # type: ignore[arg-type]
+    except (ValueError, TypeError, OverflowError):
+        return float("nan")
+
+
+def _group(model: str, recs: list[Any], pos: list[int], extra: list[tuple[int, PredictionEvent]],
+           binner: FeatureBinner | None, out: Decoded, values: Sequence[bytes], topic: str, partition: int,
+           offsets: Sequence[int] | None, max_bytes: int, models: frozenset[str] | None) -> tuple[Rows, np.ndarray]:
+    """One model's rows: records whose features fit the reference struct stay records; the others become
+    events (their features as a validated dict, or ``decode_any`` when even that fails)."""
+    structs: list[Any | None] = _codec(binner).decode([r.features for r in recs]) if binner is not None and recs \
+        else [None] * len(recs)
+    items: list[tuple[int, Any]] = []
+    fast: list[tuple[int, Any, Any]] = []
+    for i, r, s in zip(pos, recs, structs, strict=True):
+        if s is not None:
+            fast.append((i, r, s))
+            continue
+        try:
+            feats = _features_decoder.decode(r.features)
+        except (msgspec.DecodeError, RecursionError):
+            got = decode_any(values[i], topic=topic, partition=partition,
+                             offset=offsets[i] if offsets is not None else -1, max_bytes=max_bytes, models=models)
+            if isinstance(got, Rejection):
+                out.rejected.append((i, got))
+                out.rejected.sort(key=lambda x: x[0])
+            elif isinstance(got, PredictionEvent):
+                items.append((i, got))
+            continue
+        items.append((i, PredictionEvent(model=r.model, request_id=r.request_id, timestamp=r.timestamp,
+                                         features=feats, prediction=r.prediction, model_version=r.model_version,
+                                         score=r.score, latency_ms=r.latency_ms, error=r.error)))
+    items.extend(extra)
+    if not items:  # the common case: every row fits the reference
+        rows = Rows(model, [r for _, r, _ in fast], np.array([r.timestamp for _, r, _ in fast], dtype=np.float64))
+        if binner is not None and fast:
+            rows.block = _codec(binner).block([s for _, _, s in fast], rows.items)
+            rows.binner = binner
+        return rows, np.array([i for i, _, _ in fast], dtype=np.int64)
+    merged = sorted([*[(i, r) for i, r, _ in fast], *items], key=lambda x: x[0])
+    rows = Rows(model, [r for _, r in merged], np.array([r.timestamp for _, r in merged], dtype=np.float64))
+    if binner is not None:
+        block = FeatureBlock.of_events([r if type(r) is PredictionEvent else r.event() for _, r in merged], binner) \
+            if not fast else _merged_block(binner, merged, fast)
+        rows.block, rows.binner = block, binner
+    return rows, np.array([i for i, _ in merged], dtype=np.int64)
+
+
+def _merged_block(binner: FeatureBinner, merged: list[tuple[int, Any]], fast: list[tuple[int, Any, Any]]) -> FeatureBlock:
+    """A block for rows of which some fit the reference struct (``fast``) and some are events."""
+    at = {i: k for k, (i, _) in enumerate(merged)}
+    fast_rows = np.array([at[i] for i, _, _ in fast], dtype=np.int64)
+    slow_rows = np.array([k for k, (_, r) in enumerate(merged) if type(r) is PredictionEvent], dtype=np.int64)
+    a = _codec(binner).block([s for _, _, s in fast], [r for _, r, _ in fast])
+    b = FeatureBlock.of_events([merged[k][1] for k in slow_rows.tolist()], binner)
+    n = len(merged)
+    numeric = np.empty((n, a.numeric.shape[1]), dtype=np.float64)
+    numeric[fast_rows], numeric[slow_rows] = a.numeric, b.numeric
+    codes = np.empty((n, a.cat_codes.shape[1]), dtype=np.int64)
+    codes[fast_rows], codes[slow_rows] = a.cat_codes, b.cat_codes
+    masks: list[np.ndarray | None] = []
+    for x, y, width in ((a.num_mismatch, b.num_mismatch, numeric.shape[1]), (a.cat_mismatch, b.cat_mismatch,
+                                                                             codes.shape[1])):
+        if x is None and y is None:
+            masks.append(None)
+            continue
+        m = np.zeros((n, width), dtype=np.bool_)
+        if x is not None:
+            m[fast_rows] = x
+        if y is not None:
+            m[slow_rows] = y
+        masks.append(m)
+    return FeatureBlock(numeric, codes, masks[0], masks[1])
