@@ -63,7 +63,9 @@ def _record_type() -> type:
             fields.append((f.name, msgspec.Raw | msgspec.UnsetType, msgspec.UNSET))
         else:
             fields.append((f.name, f.type, f.default))
-    return msgspec.defstruct("Record", fields, bases=(_RecordMethods, msgspec.Struct), forbid_unknown_fields=False)
+    # gc=False: records hold only strings, numbers and raw bytes (no cycles), so the collector need not track them
+    return msgspec.defstruct("Record", fields, bases=(_RecordMethods, msgspec.Struct), forbid_unknown_fields=False,
+                             gc=False)
 
 
 Record: Any = _record_type()
@@ -83,7 +85,7 @@ class _FeatureCodec:
         self.binner = binner
         numeric = [(j, n) for j, n in enumerate(binner.numeric_names) if n not in PSEUDO_FEATURES]
         categorical = [(j, n) for j, n in enumerate(binner.categorical_names) if n not in PSEUDO_FEATURES]
-        names = [n for _, n in numeric] + [n for _, n in categorical]
+        self.names = names = [n for _, n in numeric] + [n for _, n in categorical]
         #: names decode_any would refuse (too long, empty) or too many features: every row goes the dict way
         self.usable = len(names) <= MAX_FEATURES and all(0 < len(n) <= 200 for n in names)
         self.num_cols = [j for j, _ in numeric]
@@ -93,17 +95,17 @@ class _FeatureCodec:
         fields: list[tuple[str, Any, Any]] = [(f"f{i}", float | None, None) for i in range(len(numeric))]
         fields += [(f"f{len(numeric) + i}", Annotated[str, text] | bool | None, None) for i in range(len(categorical))]
         rename = {f"f{i}": n for i, n in enumerate(names)}
-        self.struct = msgspec.defstruct("Features", fields, rename=rename, forbid_unknown_fields=True,
-                                        array_like=False)
+        self.struct = msgspec.defstruct("Features", fields, rename=rename, forbid_unknown_fields=True, gc=False)
         self.one = msgspec.json.Decoder(self.struct)
         self.many = msgspec.json.Decoder(list[self.struct])  # type: ignore[name-defined]
 
-    def decode(self, raws: Sequence[Any]) -> list[Any | None]:
-        """Each row's features struct, None where a row does not fit (then its dict is used)."""
+    def decode(self, raws: Sequence[Any]) -> tuple[list[Any | None], bool]:
+        """Each row's features struct, None where a row does not fit (then its dict is used); and whether
+        every row fits."""
         if not self.usable:
-            return [None] * len(raws)
-        try:
-            return self.many.decode(b"[" + b",".join(raws) + b"]")  # type: ignore[no-any-return]
+            return [None] * len(raws), False
+        try:  # each raw value is one complete JSON value (msgspec.Raw), so joining them cannot merge rows
+            return self.many.decode(b"[" + b",".join(raws) + b"]"), True
         except msgspec.DecodeError:
             out: list[Any | None] = []
             for raw in raws:
@@ -111,32 +113,31 @@ class _FeatureCodec:
                     out.append(self.one.decode(raw))
                 except msgspec.DecodeError:
                     out.append(None)
-            return out
+            return out, False
 
     def block(self, structs: Sequence[Any], recs: Sequence[Any]) -> FeatureBlock:
         """The features of rows decoded by :meth:`decode` (all of them), binned."""
         binner = self.binner
         n = len(structs)
-        astuple = msgspec.structs.astuple
-        rows = [astuple(s) for s in structs]
-        numeric = np.empty((n, len(binner.numeric_names)), dtype=np.float64)
-        num_mismatch = None
+        cols = list(zip(*map(msgspec.structs.astuple, structs), strict=True)) if n else [()] * len(self.names)
         k = self.k
-        if k:
-            numeric[:, self.num_cols] = np.array([r[:k] for r in rows], dtype=np.float64).reshape(n, k)
+        # numeric: one (F, n) conversion of every column in binner order (None → NaN), used transposed
+        numeric_cols: list[Any] = [()] * len(binner.numeric_names)
+        num_mismatch = None
+        for c, j in enumerate(self.num_cols):
+            numeric_cols[j] = cols[c]
         for j, name in enumerate(binner.numeric_names):
             if name == SCORE_FEATURE:
-                numeric[:, j] = np.array([r.score for r in recs], dtype=np.float64)
+                numeric_cols[j] = [r.score for r in recs]
             elif name == PREDICTION_FEATURE:
-                numeric[:, j], wrong = _float_column([r.prediction for r in recs])
+                numeric_cols[j], wrong = _float_column([r.prediction for r in recs])
                 if wrong is not None:
-                    num_mismatch = np.zeros(numeric.shape, dtype=bool)
+                    num_mismatch = np.zeros((n, len(numeric_cols)), dtype=bool)
                     num_mismatch[:, j] = wrong
+        numeric = np.array(numeric_cols, dtype=np.float64).reshape(len(numeric_cols), n).T
         columns: list[Sequence[Any]] = [()] * len(binner.categorical_names)
-        if len(self.cat_cols):
-            cat = list(zip(*[r[k:] for r in rows], strict=True)) if n else [() for _ in self.cat_cols]
-            for c, j in enumerate(self.cat_cols):
-                columns[j] = cat[c]
+        for c, j in enumerate(self.cat_cols):
+            columns[j] = cols[k + c]
         for j, name in enumerate(binner.categorical_names):
             if name == PREDICTION_FEATURE:
                 columns[j] = [r.prediction for r in recs]
@@ -170,44 +171,30 @@ def decode_batch(values: Sequence[bytes], *, binner_of: Callable[[str], FeatureB
                  partition: int = -1, offsets: Sequence[int] | None = None) -> Decoded:
     """Decode a batch of raw values (see the module docstring). ``binner_of(model)``: the binner the
     model's rows will be binned with (None: no reference; the rows keep their feature dicts)."""
-    n = len(values)
-    out = Decoded(n)
-    decode = _record_decoder.decode
-    fast_pos: list[int] = []
-    recs: list[Any] = []
-    slow: list[int] = []
-    for i, raw in enumerate(values):
-        if len(raw) > max_bytes:
-            slow.append(i)
-            continue
-        try:
-            recs.append(decode(raw))
-        except (msgspec.DecodeError, RecursionError):  # ValidationError is a DecodeError
-            slow.append(i)
-            continue
-        fast_pos.append(i)
-    # timestamps: numbers in range pass as they are; RFC 3339 strings are parsed; anything else: slow
-    stamps = [r.timestamp for r in recs]
-    if set(map(type, stamps)) <= {float}:
-        ts = np.array(stamps, dtype=np.float64)
-    else:
-        ts = np.array([t if type(t) is float else _parse(t) for t in stamps], dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        ok = (ts >= MIN_TS) & (ts < MAX_TS)  # NaN (unparsable) is not
+    out = Decoded(len(values))
+    recs, pos, slow = _records(values, max_bytes)
+    ts, ok = _times(recs)
+    unset = msgspec.UNSET
+    clean = [r.label is unset and r.features is not unset and r.prediction is not unset
+             and (r.prediction is not None or r.error is not None) for r in recs]
+    names = [r.model for r in recs]
+    if not slow and names and names.count(names[0]) == len(names) and all(clean) and bool(ok.all()) \
+            and (models is None or names[0] in models):
+        # the common case: clean predictions of one model (a partition of a topic keyed by model)
+        out.groups[names[0]] = _group(names[0], recs, pos, ts, [], binner_of(names[0]), out, values, topic,
+                                      partition, offsets, max_bytes, models)
+        return out
     by_model: dict[str, list[int]] = {}
     labels: list[tuple[int, Any]] = []
-    unset = msgspec.UNSET
-    for j, (i, r, good, t) in enumerate(zip(fast_pos, recs, ok.tolist(), ts.tolist(), strict=True)):
+    for j, (i, r, good, fine) in enumerate(zip(pos.tolist(), recs, ok.tolist(), clean, strict=True)):
         if not good or (models is not None and r.model not in models):
             slow.append(i)
-            continue
-        r.timestamp = t
-        if r.label is not unset:
-            labels.append((i, r))
-        elif r.features is unset or r.prediction is unset or (r.prediction is None and r.error is None):
-            slow.append(i)
-        else:
+        elif fine:
             by_model.setdefault(r.model, []).append(j)
+        elif r.label is not unset:
+            labels.append((i, r))
+        else:
+            slow.append(i)
     out.labels = [(i, LabelEvent(model=r.model, request_id=r.request_id, timestamp=r.timestamp, label=r.label))
                   for i, r in labels]
     extra: dict[str, list[tuple[int, PredictionEvent]]] = {}
@@ -223,12 +210,54 @@ def decode_batch(values: Sequence[bytes], *, binner_of: Callable[[str], FeatureB
             else:
                 extra.setdefault(got.model, []).append((i, got))
         out.labels.sort(key=lambda x: x[0])
-    for model in by_model.keys() | extra.keys():
-        idx = by_model.get(model, [])
-        out.groups[model] = _group(model, [recs[j] for j in idx], [fast_pos[j] for j in idx],
-                                   extra.get(model, []), binner_of(model), out, values, topic, partition, offsets,
-                                   max_bytes, models)
+    first = {m: int(pos[idx[0]]) for m, idx in by_model.items()}
+    for m, evs in extra.items():
+        first[m] = min(first.get(m, evs[0][0]), evs[0][0])
+    for model in sorted(first, key=first.__getitem__):  # in order of first appearance, as observe() groups
+        sel = np.array(by_model.get(model, []), dtype=np.int64)
+        out.groups[model] = _group(model, [recs[j] for j in sel.tolist()], pos[sel], ts[sel], extra.get(model, []),
+                                   binner_of(model), out, values, topic, partition, offsets, max_bytes, models)
     return out
+
+
+def _records(values: Sequence[bytes], max_bytes: int) -> tuple[list[Any], np.ndarray, list[int]]:
+    """Every value decoded as a :class:`Record`: ``(records, their positions, positions that failed)``."""
+    decode = _record_decoder.decode
+    if values and max(map(len, values)) <= max_bytes:
+        try:
+            return list(map(decode, values)), np.arange(len(values)), []
+        except (msgspec.DecodeError, RecursionError):  # ValidationError is a DecodeError
+            pass
+    recs: list[Any] = []
+    pos: list[int] = []
+    slow: list[int] = []
+    for i, raw in enumerate(values):
+        if len(raw) > max_bytes:
+            slow.append(i)
+            continue
+        try:
+            recs.append(decode(raw))
+        except (msgspec.DecodeError, RecursionError):
+            slow.append(i)
+            continue
+        pos.append(i)
+    return recs, np.array(pos, dtype=np.int64), slow
+
+
+def _times(recs: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Event times (RFC 3339 strings parsed, and written back to their records) and which are usable (in
+    1970..2200)."""
+    stamps = [r.timestamp for r in recs]
+    if set(map(type, stamps)) <= {float}:
+        ts = np.array(stamps, dtype=np.float64)
+    else:
+        ts = np.array([t if type(t) is float else _parse(t) for t in stamps], dtype=np.float64)
+        for r, t in zip(recs, ts.tolist(), strict=True):
+            if type(r.timestamp) is not float:
+                r.timestamp = t
+    with np.errstate(invalid="ignore"):
+        ok: np.ndarray = (ts >= MIN_TS) & (ts < MAX_TS)  # NaN (unparsable) is not
+    return ts, ok
 
 
 def _parse(t: object) -> float:
@@ -238,16 +267,20 @@ def _parse(t: object) -> float:
         return float("nan")
 
 
-def _group(model: str, recs: list[Any], pos: list[int], extra: list[tuple[int, PredictionEvent]],
+def _group(model: str, recs: list[Any], pos: np.ndarray, ts: np.ndarray, extra: list[tuple[int, PredictionEvent]],
            binner: FeatureBinner | None, out: Decoded, values: Sequence[bytes], topic: str, partition: int,
            offsets: Sequence[int] | None, max_bytes: int, models: frozenset[str] | None) -> tuple[Rows, np.ndarray]:
     """One model's rows: records whose features fit the reference struct stay records; the others become
     events (their features as a validated dict, or ``decode_any`` when even that fails)."""
-    structs: list[Any | None] = _codec(binner).decode([r.features for r in recs]) if binner is not None and recs \
-        else [None] * len(recs)
+    structs: list[Any | None] = [None] * len(recs)
+    if binner is not None and recs:
+        codec = _codec(binner)
+        structs, fit = codec.decode([r.features for r in recs])
+        if fit and not extra:  # the common case: every row fits the reference
+            return Rows(model, recs, ts, codec.block(structs, recs), binner), pos
     items: list[tuple[int, Any]] = []
     fast: list[tuple[int, Any, Any]] = []
-    for i, r, s in zip(pos, recs, structs, strict=True):
+    for i, r, s in zip(pos.tolist(), recs, structs, strict=True):
         if s is not None:
             fast.append((i, r, s))
             continue
@@ -266,15 +299,9 @@ def _group(model: str, recs: list[Any], pos: list[int], extra: list[tuple[int, P
                                          features=feats, prediction=r.prediction, model_version=r.model_version,
                                          score=r.score, latency_ms=r.latency_ms, error=r.error)))
     items.extend(extra)
-    if not items:  # the common case: every row fits the reference
-        rows = Rows(model, [r for _, r, _ in fast], np.array([r.timestamp for _, r, _ in fast], dtype=np.float64))
-        if binner is not None and fast:
-            rows.block = _codec(binner).block([s for _, _, s in fast], rows.items)
-            rows.binner = binner
-        return rows, np.array([i for i, _, _ in fast], dtype=np.int64)
     merged = sorted([*[(i, r) for i, r, _ in fast], *items], key=lambda x: x[0])
     rows = Rows(model, [r for _, r in merged], np.array([r.timestamp for _, r in merged], dtype=np.float64))
-    if binner is not None:
+    if binner is not None and merged:
         block = FeatureBlock.of_events([r if type(r) is PredictionEvent else r.event() for _, r in merged], binner) \
             if not fast else _merged_block(binner, merged, fast)
         rows.block, rows.binner = block, binner

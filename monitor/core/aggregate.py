@@ -141,12 +141,15 @@ class Batch:
 
     @classmethod
     def build(cls, events: Sequence[PredictionEvent], binner: FeatureBinner | None,
-              items: Sequence[PredictionLike] | None = None, block: FeatureBlock | None = None) -> Batch:
+              items: Sequence[PredictionLike] | None = None, block: FeatureBlock | None = None,
+              ts: np.ndarray | None = None) -> Batch:
         """Columns of ``events``; with ``items`` (the same predictions as decoded records) the columns are
-        read from those, and ``block`` (their features binned for ``binner``) replaces reading features."""
+        read from those, ``block`` (their features binned for ``binner``) replaces reading features and
+        ``ts`` their event times."""
         rows: Sequence[PredictionLike] = items if items is not None else events
         n = len(rows)
-        ts = np.fromiter((e.timestamp for e in rows), dtype=np.float64, count=n)
+        if ts is None:
+            ts = np.fromiter((e.timestamp for e in rows), dtype=np.float64, count=n)
         latency = _optional_floats([e.latency_ms for e in rows])
         errors = [e.error for e in rows]
         error = np.fromiter((m is not None for m in errors), dtype=bool, count=n)

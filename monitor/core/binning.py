@@ -124,6 +124,20 @@ class _GridIndex:
             counts[j] += np.bincount(np.searchsorted(e, col, side="right"), minlength=self.width)[: self.width]
 
 
+class _Codes(dict[object, int]):
+    """Category → bin, with ``None`` → -1 (missing) and any other value → the unseen slot, so a column is
+    mapped by one C-level ``map(codes.__getitem__, column)``."""
+
+    __slots__ = ("unseen",)
+
+    def __init__(self, index: dict[object, int], unseen: int) -> None:
+        super().__init__(index)
+        self.unseen = unseen
+
+    def __missing__(self, key: object) -> int:
+        return -1 if key is None else self.unseen
+
+
 def _pad(rows: Sequence[np.ndarray], width: int) -> np.ndarray:
     out = np.zeros((len(rows), width), dtype=np.float64)
     for i, r in enumerate(rows):
@@ -205,8 +219,10 @@ class FeatureBinner:
         self._psi_ref = self._coarse(self._num_ref)
         self._psi_mask = _pad([np.ones(p.psi_starts.size) for p in nums], self.n_psi_bins).astype(bool)
         # categorical lookups
-        self._cat_index = [{c: i for i, c in enumerate(p.categories)} for p in cats]
+        self._cat_index: list[dict[object, int]] = [{c: i for i, c in enumerate(p.categories)} for p in cats]
         self._cat_unseen = [len(p.categories) for p in cats]
+        self._cat_codes = [_Codes(index, unseen) for index, unseen in zip(self._cat_index, self._cat_unseen,
+                                                                          strict=True)]
         self._cat_ref = _pad([p.proportions for p in cats], self.n_categorical_bins)
         self._cat_mask = _pad([np.ones(p.proportions.size) for p in cats], self.n_categorical_bins).astype(bool)
 
@@ -275,8 +291,7 @@ class FeatureBinner:
         n = len(columns[0]) if columns else 0
         codes = np.empty((n, len(self.categorical_names)), dtype=np.int64)
         for j, col in enumerate(columns):
-            index, unseen_slot = self._cat_index[j], self._cat_unseen[j]
-            codes[:, j] = [index.get(v, unseen_slot) if v is not None else -1 for v in col]  # type: ignore[arg-type]
+            codes[:, j] = np.fromiter(map(self._cat_codes[j].__getitem__, col), dtype=np.int64, count=n)
         return codes
 
     def code_counts(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -79,8 +79,8 @@ class Rows(Sequence[PredictionEvent]):
         """The rows' columns; features binned for ``binner`` (reusing :attr:`block` when it was binned for
         the same binner)."""
         block = self.block if binner is not None and binner is self.binner else None
-        if all(type(e) is PredictionEvent for e in self.items):
-            return Batch.build(self.items, binner, block=block)
+        if block is None and all(type(e) is PredictionEvent for e in self.items):
+            return Batch.build(self.items, binner, ts=self.ts)
         if binner is not None and block is None:
             block = FeatureBlock.of_events(list(self), binner)
-        return Batch.build(self, binner, items=self.items, block=block)
+        return Batch.build(self, binner, items=self.items, block=block, ts=self.ts)

@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.core.windows import WindowSpec, idle_watermark, watermark
@@ -48,3 +48,23 @@ def test_watermark_and_idle_extrapolation():
     assert idle_watermark(100.0, 1e9, 1e9 + 5, 30) == 100.0
     assert idle_watermark(100.0, 1e9, 1e9 + 300, 30) == 400.0
     assert idle_watermark(None, None, 5.0, 30) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(0, 5_000, allow_nan=False), max_size=60), st.booleans(),
+       st.sampled_from([(300.0, None), (300.0, 60.0), (60.0, 60.0), (90.0, 40.0)]))
+def test_starts_assigns_each_event_to_every_window_it_is_in(times, ordered, geometry):
+    """Sorted input takes a path without a sort; both give windows ascending, rows ascending within each."""
+    w = WindowSpec(*geometry)
+    ts = np.array(sorted(times) if ordered else times, dtype=np.float64)
+    expected: dict[float, list[int]] = {}
+    for i, t in enumerate(ts.tolist()):
+        for r in w.windows_of(t):
+            expected.setdefault(r.start, []).append(i)
+    got = w.starts(ts)
+    merged: dict[float, list[int]] = {}
+    for start, rows in got:
+        merged.setdefault(start, []).extend(rows.tolist())
+    assert {k: sorted(v) for k, v in merged.items()} == expected
+    for _, rows in got:
+        assert rows.tolist() == sorted(rows.tolist())
