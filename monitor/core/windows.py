@@ -79,8 +79,8 @@ class WindowSpec:
                 continue
             if s.size == 1 or bool((s[1:] >= s[:-1]).all()):  # in time order (the usual case): no sort
                 cut = np.flatnonzero(s[1:] != s[:-1]) + 1
-                bounds = [0, *cut.tolist(), s.size]
-                out.extend((float(s[a]), idx[a:b]) for a, b in pairwise(bounds))
+                runs = [0, *cut.tolist(), s.size]
+                out.extend((float(s[a]), idx[a:b]) for a, b in pairwise(runs))
                 continue
             uniq, inverse = np.unique(s, return_inverse=True)
             order = np.argsort(inverse, kind="stable")
