@@ -59,6 +59,7 @@ def run_worker(settings: MonitorSettings, references: Mapping[str, ReferenceProf
     """
     from faust import Worker
 
+    from monitor.adapters.heap import settle_heap
     from monitor.adapters.notify import build_dispatcher
     from monitor.adapters.topics import TopicError, TopicSpec, check_copartitioned, ensure_topics, worker_topics
     from monitor.adapters.worker import ReferenceWatcher, build_app
@@ -114,6 +115,7 @@ def run_worker(settings: MonitorSettings, references: Mapping[str, ReferenceProf
     app = build_app(settings, dict(references), make_sink(settings), notifier, sources=sources, book=book)
     log.info("event=starting sources=%d warmup_references=%d settings=%s", sources, published, settings.redacted())
     worker = Worker(app, loglevel="WARNING", redirect_stdouts=False)
+    settle_heap()  # start-up objects are never garbage: keep the collector off them (monitor/adapters/heap.py)
     try:
         worker.execute_from_commandline()
     finally:

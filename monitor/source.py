@@ -30,6 +30,7 @@ import bisect
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -213,25 +214,19 @@ class SourceAggregator:
         self._binners: dict[int, tuple[ReferenceProfile, FeatureBinner]] = {}
 
     # -- ingestion ------------------------------------------------------------------------------
-    def _binner(self, reference: ReferenceProfile) -> FeatureBinner:
-        got = self._binners.get(id(reference))
-        if got is None or got[0] is not reference:
-            got = self._binners[id(reference)] = (reference, FeatureBinner(reference))
-        return got[1]
-
     def binner_for(self, model: str) -> FeatureBinner | None:
         """The binner ``model``'s next rows will be binned with (a batch decoder bins them ahead)."""
         mp = self.models.get(model)
         if mp is not None:
             return mp.binner
         ref = self.references(model)
-        return self._binner(ref) if ref is not None else None
+        return _cached_binner(self._binners, ref) if ref is not None else None
 
     def model(self, name: str) -> ModelPartials:
         mp = self.models.get(name)
         if mp is None:
             mp = self.models[name] = ModelPartials(name, self.settings, self.spec, reference=self.references(name),
-                                                   binners=self._binner)
+                                                   binners=partial(_cached_binner, self._binners))
         return mp
 
     def observe(self, events: Sequence[PredictionEvent | LabelEvent], now: float | None = None,
@@ -792,6 +787,15 @@ class SourceAggregator:
 
     def late_events(self) -> int:
         return sum(m.late_events for m in self.models.values())
+
+
+def _cached_binner(cache: dict[int, tuple[ReferenceProfile, FeatureBinner]], reference: ReferenceProfile
+                   ) -> FeatureBinner:
+    """One binner per reference profile (a source's models and its batch decoder share it)."""
+    got = cache.get(id(reference))
+    if got is None or got[0] is not reference:
+        got = cache[id(reference)] = (reference, FeatureBinner(reference))
+    return got[1]
 
 
 def hold_horizon(settings: MonitorSettings, window: float) -> float:
