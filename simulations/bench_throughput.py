@@ -1,10 +1,13 @@
 """Throughput benchmark on the real broker: a `monitor run` worker (all metrics on, writing to an
 InfluxDB-protocol store) against a bare aiokafka consumer that only decodes the JSON, in the same run.
 
-    python -m simulations.bench_throughput [--events 200000] [--window-events 10000,100000] [--json out.json]
+    python -m simulations.bench_throughput [--events 200000] [--runs 3] [--window-events 10000,100000]
+                                           [--json out.json]
 
-Prints events/s of both and the ratio, the worker's RSS after a backlog at several events-per-window
-sizes, and 2 workers on 4 partitions against 1.
+Prints, per run, events/s and CPU per event of the bare consumer and of one worker right after it (each run
+has its own bare baseline) and the median ratio; 2 workers on 4 partitions against 1; the worker's RSS
+after a backlog at several events-per-window sizes, with and without a labels topic, and the bytes per
+prediction held for the label join and duplicate detection.
 """
 
 from __future__ import annotations
@@ -65,8 +68,9 @@ def produce(bootstrap: str, topic: str, events: list[bytes], models: list[str]) 
     p.close()
 
 
-async def bare_consumer(bootstrap: str, topic: str, n: int) -> float:
-    """events/s of an aiokafka consumer that only decodes the JSON."""
+async def bare_consumer(bootstrap: str, topic: str, n: int) -> tuple[float, float]:
+    """events/s of an aiokafka consumer that only decodes the JSON, and its CPU µs per event (this process,
+    from the first fetched batch on)."""
     from aiokafka import AIOKafkaConsumer
 
     c = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"bare-{time.time()}",
@@ -74,19 +78,21 @@ async def bare_consumer(bootstrap: str, topic: str, n: int) -> float:
     await c.start()
     got = 0
     started: float | None = None
+    cpu0 = 0.0
     try:
         while got < n:
             batch = await c.getmany(timeout_ms=1000, max_records=5000)
             for records in batch.values():
                 if started is None:
-                    started = time.perf_counter()
+                    started, cpu0 = time.perf_counter(), time.process_time()
                 for r in records:
                     orjson.loads(r.value)
                 got += len(records)
+        cpu = time.process_time() - cpu0
     finally:
         await c.stop()
     assert started is not None
-    return n / (time.perf_counter() - started)
+    return n / (time.perf_counter() - started), cpu / n * 1e6
 
 
 def _metric(port: int, name: str) -> float:
@@ -108,6 +114,8 @@ def _cpu_s(pid: int) -> float:
 
 #: CPU seconds used while the last run_workers() call consumed its events: workers and the other servers
 LAST_CPU: dict[str, float] = {}
+#: the last run_workers() call's predictions held for the label join and duplicate detection, and their bytes
+LAST_HELD: dict[str, float] = {}
 
 
 def run_workers(k: int, bootstrap: str, topic: str, n: int, env: dict[str, str], workdir: Path,
@@ -158,6 +166,9 @@ def run_workers(k: int, bootstrap: str, topic: str, n: int, env: dict[str, str],
         rss = [_rss_mb(p.pid) for p in procs]
         late = sum(_metric(p, "driftline_late_events") for p in ports)
         closed = sum(_metric(p, "driftline_windows_closed_total") for p in ports)
+        LAST_HELD.clear()
+        LAST_HELD.update(predictions=sum(_metric(p, "driftline_label_join_pending") for p in ports),
+                         bytes=sum(_metric(p, "driftline_held_prediction_bytes") for p in ports))
         if late > 0 or closed <= 0:
             raise RuntimeError(f"invalid run: {late:.0f} late events, {closed:.0f} windows closed (see {workdir})")
         return rate, rss
@@ -174,6 +185,7 @@ def run_workers(k: int, bootstrap: str, topic: str, n: int, env: dict[str, str],
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=200_000)
+    ap.add_argument("--runs", type=int, default=3, help="bare consumer + one worker pairs (the median is reported)")
     ap.add_argument("--window-events", default="10000,100000",
                     help="events per window for the memory measurement (comma separated)")
     ap.add_argument("--json", default=None)
@@ -201,12 +213,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             events = make_events(n, MODELS, per_second=1000.0)
             create_topics(broker.url, {"bench": 4, "labels": 4})
             produce(broker.url, "bench", events, MODELS)
-        with console.status("bare aiokafka consumer (decode only)"):
-            bare = asyncio.run(bare_consumer(broker.url, "bench", n))
         servers = {"broker": broker.pid, "VictoriaMetrics": vm.pid}
-        with console.status("1 monitor run worker"):
-            one, rss_one = run_workers(1, broker.url, "bench", n, env, work, others=servers)
-            cpu_one = dict(LAST_CPU)
+        runs: list[dict[str, float]] = []
+        for r in range(args.runs):
+            with console.status(f"run {r + 1}/{args.runs}: bare aiokafka consumer (decode only)"):
+                bare, bare_cpu = asyncio.run(bare_consumer(broker.url, "bench", n))
+            with console.status(f"run {r + 1}/{args.runs}: 1 monitor run worker"):
+                one, rss_one = run_workers(1, broker.url, "bench", n, env, work, others=servers, label=f"-run{r}")
+                cpu_one = dict(LAST_CPU)
+            runs.append({"bare_events_per_s": bare, "bare_cpu_us_per_event": bare_cpu, "worker_events_per_s": one,
+                         "worker_cpu_us_per_event": cpu_one["worker 0"] / cpu_one["events"] * 1e6,
+                         "ratio": one / bare, "rss_mb": rss_one[0]})
+        median = sorted(runs, key=lambda x: x["ratio"])[len(runs) // 2]
+        bare, one = median["bare_events_per_s"], median["worker_events_per_s"]
+        results["runs"] = runs
         with console.status("2 monitor run workers"):
             two, rss_two = run_workers(2, broker.url, "bench", n, env, work, others=servers)
             cpu_two = dict(LAST_CPU)
@@ -214,10 +234,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if cpu_two["events"] < n / 2:
             console.print(f"[yellow]2 workers: only {cpu_two['events']:,.0f} events after both joined; "
                           "use more --events for a steadier figure[/]")
-        results.update(bare_events_per_s=bare, worker_events_per_s=one, ratio=one / bare,
-                       two_workers_events_per_s=two, two_vs_one=two / one, rss_mb_one_worker=rss_one[0])
+        results.update(bare_events_per_s=bare, worker_events_per_s=one, ratio=median["ratio"],
+                       two_workers_events_per_s=two, two_vs_one=two / one, rss_mb_one_worker=median["rss_mb"])
         memory: dict[int, float] = {}
         memory_no_labels: dict[int, float] = {}
+        held: dict[int, dict[str, float]] = {}
         for per_window in [int(x) for x in args.window_events.split(",") if x]:
             total = max(per_window * 2, 20_000)
             topic = f"mem-{per_window}"
@@ -228,23 +249,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 del evs
                 _, rss = run_workers(1, broker.url, topic, total, env, work, label=f"-mem{per_window}")
                 memory[per_window] = rss[0]
+                held[per_window] = dict(LAST_HELD)  # with labels, every prediction is held for label_grace
                 _, rss = run_workers(1, broker.url, topic, total, {**env, "MONITOR_LABELS_TOPIC": ""}, work,
                                      label=f"-mem{per_window}-nolabels")
                 memory_no_labels[per_window] = rss[0]
         results["rss_mb_by_events_per_window"] = memory
         results["rss_mb_by_events_per_window_no_label_join"] = memory_no_labels
+        results["held_bytes_per_prediction"] = held
     finally:
         vm.stop()
         broker.stop()
     t = Table(title=f"worker throughput on the tansu broker, {n:,} events × 20 features (VictoriaMetrics sink)")
-    t.add_column("what")
-    t.add_column("events/s", justify="right")
+    t.add_column("run")
+    t.add_column("bare aiokafka consumer (orjson decode only)", justify="right")
+    t.add_column("1 × monitor run (all metrics, InfluxDB writes)", justify="right")
     t.add_column("ratio", justify="right")
-    t.add_row("bare aiokafka consumer (orjson decode only)", f"{bare:,.0f}", "1.00")
-    t.add_row("1 × monitor run (all metrics, InfluxDB writes)", f"{one:,.0f}", f"{one / bare:.2f}")
-    t.add_row("2 × monitor run, 4 partitions", f"{two:,.0f}", f"{two / one:.2f}× one worker")
+    for i, r in enumerate(results["runs"]):
+        t.add_row(f"{i + 1}", f"{r['bare_events_per_s']:,.0f}/s, {r['bare_cpu_us_per_event']:.1f} µs CPU",
+                  f"{r['worker_events_per_s']:,.0f}/s, {r['worker_cpu_us_per_event']:.1f} µs CPU", f"{r['ratio']:.2f}")
+    t.add_row("median", f"{bare:,.0f}/s", f"{one:,.0f}/s", f"{results['ratio']:.2f}")
     console.print(t)
-    console.print(f"worker RSS after the backlog: {rss_one[0]:.0f} MB")
+    console.print(f"2 × monitor run, 4 partitions: {two:,.0f} events/s ({two / one:.2f}× one worker)")
+    console.print(f"worker RSS after the backlog: {results['rss_mb_one_worker']:.0f} MB")
     for title, cpu in (("1 worker", results["cpu_one_worker"]), ("2 workers", results["cpu_two_workers"])):
         per = {k: v / cpu["events"] * 1e6 for k, v in cpu.items() if k not in ("wall", "events")}
         busy = sum(v for k, v in cpu.items() if k not in ("wall", "events")) / cpu["wall"]
@@ -261,8 +287,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         m.add_column("events per window", justify="right")
         m.add_column("label join on (default)", justify="right")
         m.add_column("no labels topic", justify="right")
+        m.add_column("predictions held (label join on)", justify="right")
         for k, v in results["rss_mb_by_events_per_window"].items():
-            m.add_row(f"{k:,}", f"{v:.0f}", f"{results['rss_mb_by_events_per_window_no_label_join'][k]:.0f}")
+            h = results["held_bytes_per_prediction"][k]
+            m.add_row(f"{k:,}", f"{v:.0f}", f"{results['rss_mb_by_events_per_window_no_label_join'][k]:.0f}",
+                      f"{h['predictions']:,.0f} × {h['bytes'] / max(h['predictions'], 1):.1f} B")
         console.print(m)
     console.print(f"machine: {os.cpu_count()} cores")
     if args.json:

@@ -485,6 +485,7 @@ class WorkerCycle:
         m.open_windows.set(sum(s.open_windows() for s in self.sources.values()))
         m.late.set(sum(s.late_events() for s in self.sources.values()))
         m.pending_labels.set(sum(s.pending_labels() for s in self.sources.values()))
+        m.held_bytes.set(sum(s.held_bytes() for s in self.sources.values()))
         m.unmatched_labels.set(sum(s.unmatched_labels for s in self.sources.values()))
         m.pending_windows.set(self.owner.pending_windows())
         m.late_partials.set(self.owner.late_partials())

@@ -29,8 +29,11 @@ class WorkerMetrics:
         self.late = Gauge("driftline_late_events", "Events that arrived after their windows closed (since start)",
                           registry=r)
         self.pending_labels = Gauge("driftline_label_join_pending",
-                                    "Predictions held within label_grace for the label join and duplicate detection",
+                                    "Predictions held for the label join and duplicate detection",
                                     registry=r)
+        self.held_bytes = Gauge("driftline_held_prediction_bytes",
+                                "Memory of the predictions held for the label join and duplicate detection",
+                                registry=r)
         self.window_lag = Gauge("driftline_window_lag_seconds",
                                 "Wall time minus the oldest watermark (how far behind event time is)", registry=r)
         self.consumer_lag = Gauge("driftline_consumer_lag", "Consumer lag in messages (where the broker reports it)",

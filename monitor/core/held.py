@@ -343,6 +343,10 @@ class HeldPredictions:
             dropped += segments.popleft()[1]
         self.first += dropped
         self.n -= dropped
+        if dropped and self.capacity > 4 * max(self.n, MIN_RING):  # traffic fell: give memory back
+            self._make_room(0)
+            if self.index.size > 4 * max(self.n, MIN_RING) / REBUILD_LOAD:
+                self._rebuild()
         return dropped
 
 
