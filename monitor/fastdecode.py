@@ -115,8 +115,12 @@ class _FeatureCodec:
                     out.append(None)
             return out, False
 
-    def block(self, structs: Sequence[Any], recs: Sequence[Any]) -> FeatureBlock:
-        """The features of rows decoded by :meth:`decode` (all of them), binned."""
+    def block(self, structs: Sequence[Any], recs: Sequence[Any], predictions: Sequence[Any] | None = None
+              ) -> FeatureBlock:
+        """The features of rows decoded by :meth:`decode` (all of them), binned (``predictions``: the
+        records' predictions, if already read)."""
+        if predictions is None:
+            predictions = [r.prediction for r in recs]
         binner = self.binner
         n = len(structs)
         cols = list(zip(*map(msgspec.structs.astuple, structs), strict=True)) if n else [()] * len(self.names)
@@ -130,7 +134,7 @@ class _FeatureCodec:
             if name == SCORE_FEATURE:
                 numeric_cols[j] = [r.score for r in recs]
             elif name == PREDICTION_FEATURE:
-                numeric_cols[j], wrong = _float_column([r.prediction for r in recs])
+                numeric_cols[j], wrong = _float_column(predictions)
                 if wrong is not None:
                     num_mismatch = np.zeros((n, len(numeric_cols)), dtype=bool)
                     num_mismatch[:, j] = wrong
@@ -140,7 +144,7 @@ class _FeatureCodec:
             columns[j] = cols[k + c]
         for j, name in enumerate(binner.categorical_names):
             if name == PREDICTION_FEATURE:
-                columns[j] = [r.prediction for r in recs]
+                columns[j] = predictions
         values, cat_mismatch = category_values(columns)
         return FeatureBlock(numeric, binner.category_codes(values), num_mismatch, cat_mismatch)
 
@@ -277,7 +281,9 @@ def _group(model: str, recs: list[Any], pos: np.ndarray, ts: np.ndarray, extra: 
         codec = _codec(binner)
         structs, fit = codec.decode([r.features for r in recs])
         if fit and not extra:  # the common case: every row fits the reference
-            return Rows(model, recs, ts, codec.block(structs, recs), binner), pos
+            rows = Rows(model, recs, ts, binner=binner)
+            rows.block = codec.block(structs, recs, rows.predictions())
+            return rows, pos
     items: list[tuple[int, Any]] = []
     fast: list[tuple[int, Any, Any]] = []
     for i, r, s in zip(pos.tolist(), recs, structs, strict=True):

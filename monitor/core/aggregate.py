@@ -142,10 +142,10 @@ class Batch:
     @classmethod
     def build(cls, events: Sequence[PredictionEvent], binner: FeatureBinner | None,
               items: Sequence[PredictionLike] | None = None, block: FeatureBlock | None = None,
-              ts: np.ndarray | None = None) -> Batch:
+              ts: np.ndarray | None = None, predictions: Sequence[Any] | None = None) -> Batch:
         """Columns of ``events``; with ``items`` (the same predictions as decoded records) the columns are
-        read from those, ``block`` (their features binned for ``binner``) replaces reading features and
-        ``ts`` their event times."""
+        read from those; ``block`` (their features binned for ``binner``), ``ts`` (their event times) and
+        ``predictions`` replace reading those again."""
         rows: Sequence[PredictionLike] = items if items is not None else events
         n = len(rows)
         if ts is None:
@@ -153,7 +153,8 @@ class Batch:
         latency = _optional_floats([e.latency_ms for e in rows])
         errors = [e.error for e in rows]
         error = np.fromiter((m is not None for m in errors), dtype=bool, count=n)
-        p_correct = _p_correct_column([e.prediction for e in rows], [e.score for e in rows], error)
+        p_correct = _p_correct_column(predictions if predictions is not None else [e.prediction for e in rows],
+                                      [e.score for e in rows], error)
         if binner is not None and block is None:
             block = FeatureBlock.of_events(events, binner)
         if binner is None or block is None:
@@ -167,7 +168,7 @@ def _optional_floats(values: list[float | None]) -> np.ndarray:
     return np.array(values, dtype=np.float64)
 
 
-def _p_correct_column(predictions: list[Any], scores: list[float | None], error: np.ndarray) -> np.ndarray:
+def _p_correct_column(predictions: Sequence[Any], scores: list[float | None], error: np.ndarray) -> np.ndarray:
     """:func:`_p_correct` for every row, vectorised: ``score`` when the prediction is the positive class
     (a 1, or ``score >= 0.5`` when the prediction does not say), else ``1 - score``; NaN without a score or
     with an error."""
@@ -186,15 +187,15 @@ def _p_correct_column(predictions: list[Any], scores: list[float | None], error:
     return out
 
 
-def category_values(columns: Sequence[Sequence[Any]]) -> tuple[list[list[str | None]], np.ndarray | None]:
+def category_values(columns: Sequence[Sequence[Any]]) -> tuple[list[Sequence[str | None]], np.ndarray | None]:
     """Categorical columns as category strings (``_to_category``), and where a value was a number
     (``(N, F)`` bool, None when none was)."""
-    out: list[list[str | None]] = []
+    out: list[Sequence[str | None]] = []
     mismatch: np.ndarray | None = None
     for j, col in enumerate(columns):
         kinds = set(map(type, col))
         if kinds <= {str, type(None)}:
-            out.append(col if isinstance(col, list) else list(col))
+            out.append(col)
             continue
         out.append([v if type(v) is str else _to_category(v) for v in col])
         if not kinds <= {str, bool, type(None)}:

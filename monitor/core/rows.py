@@ -32,7 +32,7 @@ class Rows(Sequence[PredictionEvent]):
     ([60.0, 61.0], ['v1', 'v2'], 'r2')
     """
 
-    __slots__ = ("_keys", "binner", "block", "items", "model", "ts")
+    __slots__ = ("_keys", "_predictions", "binner", "block", "items", "model", "ts")
 
     def __init__(self, model: str, items: Sequence[Any], ts: np.ndarray | None = None,
                  block: FeatureBlock | None = None, binner: FeatureBinner | None = None) -> None:
@@ -43,6 +43,7 @@ class Rows(Sequence[PredictionEvent]):
         self.block = block
         self.binner = binner
         self._keys: np.ndarray | None = None
+        self._predictions: list[Any] | None = None
 
     def __len__(self) -> int:
         return len(self.items)
@@ -64,15 +65,20 @@ class Rows(Sequence[PredictionEvent]):
         return [e.model_version for e in self.items]
 
     def predictions(self) -> list[Any]:
-        return [e.prediction for e in self.items]
+        if self._predictions is None:
+            self._predictions = [e.prediction for e in self.items]
+        return self._predictions
 
     def take(self, rows: np.ndarray) -> Rows:
         """The rows at the indices ``rows`` (in that order)."""
         items = self.items
-        out = Rows(self.model, [items[i] for i in rows.tolist()], self.ts[rows],
+        idx = rows.tolist()
+        out = Rows(self.model, [items[i] for i in idx], self.ts[rows],
                    self.block.take(rows) if self.block is not None else None, self.binner)
         if self._keys is not None:
             out._keys = self._keys[rows]
+        if self._predictions is not None:
+            out._predictions = [self._predictions[i] for i in idx]
         return out
 
     def batch(self, binner: FeatureBinner | None) -> Batch:
@@ -80,7 +86,7 @@ class Rows(Sequence[PredictionEvent]):
         the same binner)."""
         block = self.block if binner is not None and binner is self.binner else None
         if block is None and all(type(e) is PredictionEvent for e in self.items):
-            return Batch.build(self.items, binner, ts=self.ts)
+            return Batch.build(self.items, binner, ts=self.ts, predictions=self.predictions())
         if binner is not None and block is None:
             block = FeatureBlock.of_events(list(self), binner)
-        return Batch.build(self, binner, items=self.items, block=block, ts=self.ts)
+        return Batch.build(self, binner, items=self.items, block=block, ts=self.ts, predictions=self.predictions())
