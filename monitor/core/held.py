@@ -277,7 +277,7 @@ class HeldPredictions:
         bucket = _buckets(keys, nb)
         pending = np.arange(keys.size)
         if fresh:  # many keys per bucket: place each at its rank among the keys of its bucket
-            order = np.argsort(bucket, kind="stable")
+            order = _order(bucket)
             b = bucket[order]
             new_run = np.empty(b.size, dtype=bool)
             new_run[0] = True
@@ -348,6 +348,16 @@ class HeldPredictions:
             if self.index.size > 4 * max(self.n, MIN_RING) / REBUILD_LOAD:
                 self._rebuild()
         return dropped
+
+
+def _order(bucket: np.ndarray) -> np.ndarray:
+    """``argsort(bucket, kind="stable")`` for buckets below 2³², as two stable 16-bit passes (numpy sorts
+    16-bit keys by radix, in linear time)."""
+    low = np.argsort((bucket & 0xFFFF).astype(np.uint16), kind="stable")
+    if int(bucket.max(initial=0)) <= 0xFFFF:
+        return low
+    high = np.argsort((bucket[low] >> 16).astype(np.uint16), kind="stable")
+    return low[high]  # type: ignore[no-any-return]
 
 
 def _tags(keys: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.core.held import HeldPredictions, hash_keys
+from monitor.core.held import HeldPredictions, _order, hash_keys
 
 values = st.one_of(st.none(), st.integers(-(2**70), 2**70), st.floats(allow_nan=False), st.sampled_from(["a", "b"]),
                    st.text(max_size=3))
@@ -101,3 +101,9 @@ def test_a_million_held_predictions_take_at_most_48_bytes_each():
         without.add(keys[i:i + batch], np.full(batch, float(i)))
     assert without.nbytes() / n <= 32, without.nbytes() / n
     assert without.contains(keys[-5:]).all()
+
+
+@given(st.lists(st.integers(0, 2**32 - 1), max_size=300) | st.lists(st.integers(0, 70_000), max_size=300))
+def test_bucket_order_is_a_stable_argsort(buckets):
+    b = np.array(buckets, dtype=np.int64)
+    np.testing.assert_array_equal(_order(b), np.argsort(b, kind="stable"))
