@@ -17,9 +17,10 @@ but without an event object per record:
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, get_args
 
 import msgspec
@@ -28,7 +29,8 @@ import numpy as np
 from monitor.core.aggregate import FeatureBlock, _float_column, category_values
 from monitor.core.binning import FeatureBinner
 from monitor.core.rows import Rows
-from monitor.events import MAX_FEATURES, MAX_STRING, MAX_TS, MIN_TS, _Fast, decode_any, parse_timestamp
+from monitor.events import DEFAULT_OPTIONS, MAX_FEATURES, MAX_STRING, DecodeOptions, _Fast, _suspect, decode_any
+from monitor.timestamps import _DIVISOR, MAX_TS, MIN_TS, TimestampUnit, parse_timestamp
 from monitor.types import PREDICTION_FEATURE, PSEUDO_FEATURES, SCORE_FEATURE, LabelEvent, PredictionEvent, Rejection
 
 
@@ -170,28 +172,60 @@ class Decoded:
     rejected: list[tuple[int, Rejection]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _Batch:
+    """What a batch's records are decoded with, and how one goes the validating way (``decode_any``)."""
+
+    values: Sequence[bytes]
+    options: DecodeOptions
+    now: float | None
+    record_ms: Sequence[int] | None
+    topic: str
+    partition: int
+    offsets: Sequence[int] | None
+
+    def validate(self, i: int) -> PredictionEvent | LabelEvent | Rejection:
+        return decode_any(self.values[i], topic=self.topic, partition=self.partition,
+                          offset=self.offsets[i] if self.offsets is not None else -1, options=self.options,
+                          now=self.now, record_timestamp_ms=self.record_ms[i] if self.record_ms is not None else None)
+
+
 def decode_batch(values: Sequence[bytes], *, binner_of: Callable[[str], FeatureBinner | None],
-                 max_bytes: int = 1_000_000, models: frozenset[str] | None = None, topic: str = "",
-                 partition: int = -1, offsets: Sequence[int] | None = None) -> Decoded:
-    """Decode a batch of raw values (see the module docstring). ``binner_of(model)``: the binner the
-    model's rows will be binned with (None: no reference; the rows keep their feature dicts)."""
+                 options: DecodeOptions | None = None, now: float | None = None,
+                 record_timestamps_ms: Sequence[int] | None = None, topic: str = "", partition: int = -1,
+                 offsets: Sequence[int] | None = None, max_bytes: int | None = None,
+                 models: frozenset[str] | None = None) -> Decoded:
+    """Decode a batch of raw values as ``decode_any`` does each (same ``options``, ``now`` and Kafka
+    record timestamps; ``max_bytes``/``models`` override the options'). ``binner_of(model)``: the binner
+    the model's rows will be binned with (None: no reference; the rows keep their feature dicts)."""
+    opts = options if options is not None else DEFAULT_OPTIONS
+    if max_bytes is not None or models is not None:
+        opts = replace(opts, max_bytes=opts.max_bytes if max_bytes is None else max_bytes,
+                       models=opts.models if models is None else frozenset(models))
+    ctx = _Batch(values, opts, now, record_timestamps_ms, topic, partition, offsets)
     out = Decoded(len(values))
-    recs, pos, slow = _records(values, max_bytes)
-    ts, ok = _times(recs)
+    if opts.mapped:  # producers' own field names or the record's time: every record the validating way
+        recs: list[Any] = []
+        pos, slow = np.zeros(0, dtype=np.int64), list(range(len(values)))
+    else:
+        recs, pos, slow = _records(values, opts.max_bytes)
+    ts, ok = _times(recs, opts, now)
     unset = msgspec.UNSET
     clean = [r.label is unset and r.features is not unset and r.prediction is not unset
              and (r.prediction is not None or r.error is not None) for r in recs]
     names = [r.model for r in recs]
+    declared = opts.models
+    if recs and not _plain(values):  # a name could hold a control character: such records go the validating way
+        ok &= np.fromiter((not _suspect(values[i]) for i in pos.tolist()), dtype=bool, count=len(recs))
     if not slow and names and names.count(names[0]) == len(names) and all(clean) and bool(ok.all()) \
-            and (models is None or names[0] in models):
+            and (declared is None or names[0] in declared):
         # the common case: clean predictions of one model (a partition of a topic keyed by model)
-        out.groups[names[0]] = _group(names[0], recs, pos, ts, [], binner_of(names[0]), out, values, topic,
-                                      partition, offsets, max_bytes, models)
+        out.groups[names[0]] = _group(names[0], recs, pos, ts, [], binner_of(names[0]), out, ctx)
         return out
     by_model: dict[str, list[int]] = {}
     labels: list[tuple[int, Any]] = []
     for j, (i, r, good, fine) in enumerate(zip(pos.tolist(), recs, ok.tolist(), clean, strict=True)):
-        if not good or (models is not None and r.model not in models):
+        if not good or (declared is not None and r.model not in declared):
             slow.append(i)
         elif fine:
             by_model.setdefault(r.model, []).append(j)
@@ -205,8 +239,7 @@ def decode_batch(values: Sequence[bytes], *, binner_of: Callable[[str], FeatureB
     if slow:
         slow.sort()
         for i in slow:
-            got = decode_any(values[i], topic=topic, partition=partition,
-                             offset=offsets[i] if offsets is not None else -1, max_bytes=max_bytes, models=models)
+            got = ctx.validate(i)
             if isinstance(got, Rejection):
                 out.rejected.append((i, got))
             elif isinstance(got, LabelEvent):
@@ -220,8 +253,15 @@ def decode_batch(values: Sequence[bytes], *, binner_of: Callable[[str], FeatureB
     for model in sorted(first, key=first.__getitem__):  # in order of first appearance, as observe() groups
         sel = np.array(by_model.get(model, []), dtype=np.int64)
         out.groups[model] = _group(model, [recs[j] for j in sel.tolist()], pos[sel], ts[sel], extra.get(model, []),
-                                   binner_of(model), out, values, topic, partition, offsets, max_bytes, models)
+                                   binner_of(model), out, ctx)
     return out
+
+
+def _plain(values: Sequence[bytes]) -> bool:
+    """No record of the batch can decode to a name with a control character or a backslash (the check
+    ``decode_any`` makes per record, once for the batch: ASCII, no JSON escape, no DEL)."""
+    joined = b"".join(values)
+    return joined.isascii() and b"\\" not in joined and b"\x7f" not in joined
 
 
 def _records(values: Sequence[bytes], max_bytes: int) -> tuple[list[Any], np.ndarray, list[int]]:
@@ -248,32 +288,50 @@ def _records(values: Sequence[bytes], max_bytes: int) -> tuple[list[Any], np.nda
     return recs, np.array(pos, dtype=np.int64), slow
 
 
-def _times(recs: list[Any]) -> tuple[np.ndarray, np.ndarray]:
-    """Event times (RFC 3339 strings parsed, and written back to their records) and which are usable (in
-    1970..2200)."""
+def _times(recs: list[Any], opts: DecodeOptions, now: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Event times in seconds, as ``decode_any``'s one-pass decoder reads them (epoch numbers in
+    ``timestamp_unit``, RFC 3339 or numeric strings parsed; written back to their records), and which it
+    accepts: in 1970..2200 and, with ``now``, within ``max_future_skew`` / ``max_event_age`` of it."""
     stamps = [r.timestamp for r in recs]
-    if set(map(type, stamps)) <= {float}:
-        ts = np.array(stamps, dtype=np.float64)
-    else:
-        ts = np.array([t if type(t) is float else _parse(t) for t in stamps], dtype=np.float64)
+    unit = opts.timestamp_unit
+    kinds = set(map(type, stamps))
+    ts = np.array(stamps if kinds <= {float} else [t if type(t) is float else math.nan for t in stamps],
+                  dtype=np.float64)
+    scaled = unit not in ("s", "auto")
+    if unit == "auto":
+        with np.errstate(invalid="ignore"):
+            a = np.abs(ts)
+            big = ~(a < 1e11)  # NaN: a string, parsed below
+        if big.any():
+            ts = np.where(big, ts / np.where(a < 1e14, 1e3, np.where(a < 1e17, 1e6, 1e9)), ts)
+            scaled = True
+    elif scaled:
+        ts = ts / _DIVISOR[unit]
+    if not kinds <= {float}:
+        for j, t in enumerate(stamps):
+            if type(t) is not float:
+                ts[j] = _parse(t, unit)
+    if scaled or not kinds <= {float}:
         for r, t in zip(recs, ts.tolist(), strict=True):
-            if type(r.timestamp) is not float:
-                r.timestamp = t
+            r.timestamp = t
     with np.errstate(invalid="ignore"):
         ok: np.ndarray = (ts >= MIN_TS) & (ts < MAX_TS)  # NaN (unparsable) is not
+        if now is not None and opts.max_future_skew_s is not None:
+            ok &= ~(ts > now + opts.max_future_skew_s)
+        if now is not None and opts.max_event_age_s is not None:
+            ok &= ~(ts < now - opts.max_event_age_s)
     return ts, ok
 
 
-def _parse(t: object) -> float:
+def _parse(t: object, unit: TimestampUnit) -> float:
     try:
-        return parse_timestamp(t)  # type: ignore[arg-type]
+        return parse_timestamp(t, unit)  # type: ignore[arg-type]
     except (ValueError, TypeError, OverflowError):
-        return float("nan")
+        return math.nan
 
 
 def _group(model: str, recs: list[Any], pos: np.ndarray, ts: np.ndarray, extra: list[tuple[int, PredictionEvent]],
-           binner: FeatureBinner | None, out: Decoded, values: Sequence[bytes], topic: str, partition: int,
-           offsets: Sequence[int] | None, max_bytes: int, models: frozenset[str] | None) -> tuple[Rows, np.ndarray]:
+           binner: FeatureBinner | None, out: Decoded, ctx: _Batch) -> tuple[Rows, np.ndarray]:
     """One model's rows: records whose features fit the reference struct stay records; the others become
     events (their features as a validated dict, or ``decode_any`` when even that fails)."""
     structs: list[Any | None] = [None] * len(recs)
@@ -293,8 +351,7 @@ def _group(model: str, recs: list[Any], pos: np.ndarray, ts: np.ndarray, extra: 
         try:
             feats = _features_decoder.decode(r.features)
         except (msgspec.DecodeError, RecursionError):
-            got = decode_any(values[i], topic=topic, partition=partition,
-                             offset=offsets[i] if offsets is not None else -1, max_bytes=max_bytes, models=models)
+            got = ctx.validate(i)
             if isinstance(got, Rejection):
                 out.rejected.append((i, got))
                 out.rejected.sort(key=lambda x: x[0])

@@ -4,6 +4,8 @@ and the columns it bins straight from JSON equal those built from decode_any's e
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import orjson
 import pandas as pd
@@ -13,7 +15,7 @@ from hypothesis import strategies as st
 from monitor.core.aggregate import Batch
 from monitor.core.binning import FeatureBinner
 from monitor.core.reference import build_profile
-from monitor.events import decode_any
+from monitor.events import DecodeOptions, decode_any
 from monitor.fastdecode import decode_batch
 from monitor.types import LabelEvent, PredictionEvent, Rejection
 
@@ -31,7 +33,7 @@ BINNERS = {"a": FeatureBinner(REF_A), "c": FeatureBinner(REF_C)}
 feature_values = st.one_of(
     st.floats(-1e6, 1e6, allow_nan=False), st.integers(-10**6, 10**6), st.sampled_from(["p", "q", "r", "zz", "30", ""]),
     st.booleans(), st.none(), st.just([1]), st.just({"k": 1}), st.text(max_size=4), st.just("x" * 10_001))
-names = st.sampled_from(["x", "y", "c", "flag", "extra", "", "n" * 201])
+names = st.sampled_from(["x", "y", "c", "flag", "extra", "", "n" * 201, "new\nline", "é"])
 
 
 def rarely(common: st.SearchStrategy, *odd: st.SearchStrategy) -> st.SearchStrategy:
@@ -40,7 +42,11 @@ def rarely(common: st.SearchStrategy, *odd: st.SearchStrategy) -> st.SearchStrat
 
 
 timestamps = rarely(st.floats(T0, T0 + 600), st.integers(int(T0), int(T0) + 600), st.just("2026-01-01T00:01:00Z"),
-                    st.just("2026-01-01T00:01:00"), st.just(T0 * 1000), st.just(-1.0), st.just("soon"), st.none())
+                    st.just("2026-01-01T00:01:00"), st.floats(T0 * 1000, T0 * 1000 + 6e5), st.just(T0 * 1e6),
+                    st.just(T0 * 1e9), st.just(-1e11), st.just(str(int(T0))), st.just(T0 + 86_400 * 3),
+                    st.just(T0 - 86_400 * 30), st.just(-1.0), st.just("soon"), st.none())
+#: names that must not reach the metrics store (control characters, a backslash, DEL, C1, U+2028) and fine ones
+odd_names = st.sampled_from(["a\nb", "tab\there", "back\\slash", "del\x7f", "c1\x85", "line\u2028sep", "é", "日本"])
 
 
 @st.composite
@@ -49,8 +55,9 @@ def record(draw: st.DrawFn) -> bytes:
     if kind == "broken":  # (other: a record of neither kind)
         return draw(st.sampled_from([b'{"model": "a"', b"[1, 2]", b'"text"', b"", b"\xff\xfe", b'{"model": "a",}',
                                      b'{"model": NaN}', b"[" * 3000]))
-    ev: dict[str, object] = {"model": draw(rarely(st.sampled_from(["a", "b", "c"]), st.sampled_from(["", "d" * 201]))),
-                             "request_id": draw(rarely(st.sampled_from(["r1", "r2", "r3"]), st.just(""))),
+    ev: dict[str, object] = {"model": draw(rarely(st.sampled_from(["a", "b", "c"]), st.sampled_from(["", "d" * 201]),
+                                                  odd_names)),
+                             "request_id": draw(rarely(st.sampled_from(["r1", "r2", "r3"]), st.just(""), odd_names)),
                              "timestamp": draw(timestamps)}
     if kind == "label":
         ev["label"] = draw(st.one_of(st.integers(0, 1), st.sampled_from(["cat", "dog"]), st.booleans(), st.none()))
@@ -64,14 +71,27 @@ def record(draw: st.DrawFn) -> bytes:
         for name, values in (("score", rarely(st.floats(0, 1), st.floats(-0.5, 1.5), st.none())),
                              ("latency_ms", rarely(st.floats(0, 100), st.floats(-5, 100), st.none())),
                              ("error", rarely(st.none(), st.just("boom"))),
-                             ("model_version", rarely(st.sampled_from(["v1", "v2"]), st.none(), st.just(3)))):
+                             ("model_version", rarely(st.sampled_from(["v1", "v2"]), st.none(), st.just(3),
+                                                      odd_names))):
             if draw(st.booleans()):
                 ev[name] = draw(values)
     if draw(st.integers(0, 9)) == 0:
         ev.pop(draw(st.sampled_from(["model", "request_id", "timestamp", "features", "prediction"])), None)
     if draw(st.booleans()):
         ev["trace_id"] = "t"
+    if draw(st.integers(0, 9)) == 0:  # a producer's own field names (``fields`` maps them)
+        ev = {"svc": ev.pop("model", None), "payload": {"inputs": ev.pop("features", None)}, **ev}
     return orjson.dumps(ev)
+
+
+NOW = T0 + 300
+#: decode options as the worker builds them from the settings
+OPTIONS = st.sampled_from([
+    DecodeOptions(), DecodeOptions(timestamp_unit="ms"), DecodeOptions(timestamp_unit="s"),
+    DecodeOptions(timestamp_unit="us"), DecodeOptions(max_future_skew_s=None, max_event_age_s=7 * 86_400.0),
+    DecodeOptions(models=frozenset({"a", "c"})), DecodeOptions(max_bytes=150),
+    DecodeOptions(fields=(("features", "payload.inputs"), ("model", "svc"))),
+    DecodeOptions(timestamp_source="record")])
 
 
 def _same(a: np.ndarray | None, b: np.ndarray | None, shape: tuple[int, ...]) -> None:
@@ -80,12 +100,17 @@ def _same(a: np.ndarray | None, b: np.ndarray | None, shape: tuple[int, ...]) ->
     np.testing.assert_array_equal(a, b)
 
 
-def check(values: list[bytes], models: frozenset[str] | None = None, max_bytes: int = 1_000_000) -> None:
+def check(values: list[bytes], models: frozenset[str] | None = None, max_bytes: int = 1_000_000,
+          options: DecodeOptions | None = None, now: float | None = None) -> None:
     offsets = [100 + i for i in range(len(values))]
-    got = decode_batch(values, binner_of=BINNERS.get, max_bytes=max_bytes, models=models, topic="t", partition=3,
-                       offsets=offsets)
-    expected = [decode_any(v, topic="t", partition=3, offset=o, max_bytes=max_bytes, models=models)
-                for v, o in zip(values, offsets, strict=True)]
+    record_ms = [int((T0 + i) * 1000) for i in range(len(values))]
+    opts = replace(options or DecodeOptions(), max_bytes=max_bytes if options is None else options.max_bytes)
+    if models is not None:
+        opts = replace(opts, models=models)
+    got = decode_batch(values, binner_of=BINNERS.get, options=opts, now=now, record_timestamps_ms=record_ms,
+                       topic="t", partition=3, offsets=offsets)
+    expected = [decode_any(v, topic="t", partition=3, offset=o, options=opts, now=now, record_timestamp_ms=ms)
+                for v, o, ms in zip(values, offsets, record_ms, strict=True)]
     assert got.n == len(values)
     assert got.rejected == [(i, e) for i, e in enumerate(expected) if isinstance(e, Rejection)]
     assert got.labels == [(i, e) for i, e in enumerate(expected) if isinstance(e, LabelEvent)]
@@ -116,10 +141,9 @@ def check(values: list[bytes], models: frozenset[str] | None = None, max_bytes: 
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(record(), max_size=25), st.sampled_from([None, frozenset({"a", "c"})]),
-       st.sampled_from([1_000_000, 150]))
-def test_decode_batch_agrees_with_decode_any(values, models, max_bytes):
-    check(values, models, max_bytes)
+@given(st.lists(record(), max_size=25), OPTIONS, st.sampled_from([None, NOW]))
+def test_decode_batch_agrees_with_decode_any(values, options, now):
+    check(values, options=options, now=now)
 
 
 @settings(max_examples=100, deadline=None)
