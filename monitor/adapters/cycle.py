@@ -157,9 +157,10 @@ class WorkerCycle:
         offset_list = [r.offset for r in records]
         offsets = np.array(offset_list, dtype=np.int64)
         options = self.decode_options
-        decoded = decode_batch([r.value or b"" for r in records], binner_of=src.binner_for,
-                               max_bytes=options.max_bytes, models=options.models, topic=tp.topic,
-                               partition=tp.partition, offsets=offset_list)
+        stamps = [r.timestamp for r in records] if options.timestamp_source == "record" else None
+        decoded = decode_batch([r.value or b"" for r in records], binner_of=src.binner_for, options=options, now=now,
+                               record_timestamps_ms=stamps, topic=tp.topic, partition=tp.partition,
+                               offsets=offset_list)
         status = src.observe_rows(decoded.groups, decoded.labels, n, now, lambda p: (tp, offset_list[p]), tp.topic,
                                   offsets)
         # the ledger: per record its model and the end of the last window it falls in; held or refused ones,
