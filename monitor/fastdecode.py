@@ -217,11 +217,19 @@ def decode_batch(values: Sequence[bytes], *, binner_of: Callable[[str], FeatureB
     declared = opts.models
     if recs and not _plain(values):  # a name could hold a control character: such records go the validating way
         ok &= np.fromiter((not _suspect(values[i]) for i in pos.tolist()), dtype=bool, count=len(recs))
-    if not slow and names and names.count(names[0]) == len(names) and all(clean) and bool(ok.all()) \
-            and (declared is None or names[0] in declared):
-        # the common case: clean predictions of one model (a partition of a topic keyed by model)
-        out.groups[names[0]] = _group(names[0], recs, pos, ts, [], binner_of(names[0]), out, ctx)
-        return out
+    if not slow and names and all(clean) and bool(ok.all()):
+        present = list(dict.fromkeys(names))  # in order of first appearance
+        if declared is None or all(m in declared for m in present):
+            # the common case: clean predictions of one model (a partition of a topic keyed by model) or a few
+            if len(present) == 1:
+                out.groups[present[0]] = _group(present[0], recs, pos, ts, [], binner_of(present[0]), out, ctx)
+                return out
+            which = np.array(names, dtype=object)
+            for m in present:
+                sel = np.flatnonzero(which == m)
+                out.groups[m] = _group(m, [recs[j] for j in sel.tolist()], pos[sel], ts[sel], [], binner_of(m), out,
+                                       ctx)
+            return out
     by_model: dict[str, list[int]] = {}
     labels: list[tuple[int, Any]] = []
     for j, (i, r, good, fine) in enumerate(zip(pos.tolist(), recs, ok.tolist(), clean, strict=True)):

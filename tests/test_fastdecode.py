@@ -164,6 +164,17 @@ def test_a_clean_batch_takes_the_fast_path_for_every_row():
     check(values)
 
 
+def test_a_clean_batch_of_several_models_is_grouped_in_order_of_first_appearance():
+    values = [orjson.dumps({"model": "cab"[i % 3], "request_id": f"r{i}", "timestamp": T0 + i,
+                            "features": {"x": 0.5 * i, "c": "pq"[i % 2]}, "prediction": i % 2, "score": 0.25})
+              for i in range(30)]
+    got = decode_batch(values, binner_of=BINNERS.get)
+    assert list(got.groups) == ["c", "a", "b"]
+    assert got.groups["a"][1].tolist() == list(range(1, 30, 3))
+    check(values)
+    check(values, models=frozenset({"a", "c"}))  # an undeclared model among them: the validating way
+
+
 def test_rows_outside_the_reference_struct_mix_with_fast_rows_in_offset_order():
     def ev(i, **features):
         return orjson.dumps({"model": "a", "request_id": f"r{i}", "timestamp": T0 + i, "prediction": 1,
