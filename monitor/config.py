@@ -41,8 +41,8 @@ from monitor.config_types import (
 from monitor.names import check_name
 
 #: the drift statistics Driftline computes
-Method = Literal["psi", "ks", "wasserstein", "chi2", "js"]
-METHODS: tuple[Method, ...] = ("psi", "ks", "wasserstein", "chi2", "js")
+Method = Literal["psi", "ks", "wasserstein", "chi2", "js", "pca_recon"]
+METHODS: tuple[Method, ...] = ("psi", "ks", "wasserstein", "chi2", "js", "pca_recon")
 #: Driftline's event fields (monitor.events.CANONICAL_FIELDS), which ``fields`` maps to producers' names
 EventField = Literal["model", "request_id", "timestamp", "features", "prediction", "label", "model_version",
                      "score", "latency_ms", "error"]
@@ -59,13 +59,17 @@ Rate = Annotated[float, Field(ge=0.0, le=1.0)]
 
 class MethodThresholds(BaseModel):
     """Thresholds of one drift statistic. For tests (ks, chi2) ``alpha`` is the BH false-discovery rate
-    and ``effect_floor`` the minimum effect size (KS D, Cramér's V) that may page."""
+    and ``effect_floor`` the minimum effect size (KS D, Cramér's V) that may page with an uncalibrated
+    (format 1) reference. With a calibrated reference a statistic must exceed its calibrated threshold
+    for the window's size and the practical ``floor`` (for ``pca_recon``: a relative increase of the
+    mean reconstruction error over the reference's)."""
 
     model_config = ConfigDict(extra="forbid")
     warning: Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
     critical: Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
     alpha: Annotated[float, Field(gt=0.0, lt=1.0)] | None = None
     effect_floor: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] | None = None
+    floor: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] = 0.0
 
     @model_validator(mode="after")
     def _ordered(self) -> MethodThresholds:
@@ -75,17 +79,19 @@ class MethodThresholds(BaseModel):
 
 
 def _default_methods() -> dict[str, MethodThresholds]:
+    # floors: chosen with the detection benchmark (docs/bench-detection/, README "Detection quality")
     return {
-        "psi": MethodThresholds(warning=0.1, critical=0.25),
-        "ks": MethodThresholds(warning=0.1, critical=0.2, alpha=0.01, effect_floor=0.1),
-        "chi2": MethodThresholds(warning=0.1, critical=0.2, alpha=0.01, effect_floor=0.1),
-        "js": MethodThresholds(warning=0.1, critical=0.2),
-        "wasserstein": MethodThresholds(warning=0.1, critical=0.3),
+        "psi": MethodThresholds(warning=0.1, critical=0.25, floor=0.02),
+        "ks": MethodThresholds(warning=0.1, critical=0.2, alpha=0.01, effect_floor=0.1, floor=0.04),
+        "chi2": MethodThresholds(warning=0.1, critical=0.2, alpha=0.01, effect_floor=0.1, floor=0.04),
+        "js": MethodThresholds(warning=0.1, critical=0.2, floor=0.04),
+        "wasserstein": MethodThresholds(warning=0.1, critical=0.3, floor=0.05),
+        "pca_recon": MethodThresholds(warning=0.05, critical=0.2, alpha=0.01, floor=0.02),
     }
 
 
 def _default_decision_methods() -> list[Method]:
-    return ["psi", "ks", "chi2"]
+    return ["psi", "ks", "chi2", "pca_recon"]
 
 
 class PolicyConfig(BaseModel):
@@ -93,11 +99,16 @@ class PolicyConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     methods: dict[str, MethodThresholds] = Field(default_factory=_default_methods)
-    #: statistics computed per feature (numeric: psi, ks, wasserstein; categorical: psi, chi2, js)
+    #: statistics computed per feature (numeric: psi, ks, wasserstein; categorical: psi, chi2, js) and
+    #: for the model (pca_recon: multivariate drift, feature ``__multivariate__``; leave it out to turn
+    #: multivariate drift off)
     enabled_methods: list[Method] = Field(default_factory=lambda: list(METHODS))
     #: statistics whose verdict makes a feature "drifted" (pages, retraining, drift_summary); the others
-    #: (js, wasserstein) are reported with their own ``drifted`` flag but never page on their own
+    #: (js, wasserstein) are reported with their own ``exceeds`` flag but never page on their own
     decision_methods: list[Method] = Field(default_factory=_default_decision_methods)
+    #: calibrated references: a statistic must exceed this quantile of its null distribution at the
+    #: window's size (besides BH significance and the method's practical floor)
+    calibration_level: float = Field(default=0.9999, gt=0.5, lt=1.0)
     #: the distance whose warning/critical thresholds set a drifted feature's severity
     severity_method: Method = "psi"
     #: windows with fewer events than this report drift but never flag it

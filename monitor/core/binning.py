@@ -18,6 +18,9 @@ from monitor.core.drift.ks import ks_binned
 from monitor.core.drift.psi import psi
 from monitor.core.drift.twosample import chi2_2samp, js_2samp, ks_2samp_binned, psi_2samp, wasserstein_2samp
 from monitor.core.drift.wasserstein import wasserstein_binned
+from monitor.core.multivariate import FEATURE as MULTIVARIATE
+from monitor.core.multivariate import METHOD as MULTIVARIATE_METHOD
+from monitor.core.multivariate import UNIT as MULTIVARIATE_UNIT
 from monitor.core.reference import CategoricalProfile, NumericProfile, ReferenceProfile
 
 #: rows binned per block in :meth:`FeatureBinner.numeric_counts` (temporaries ~ ROW_BLOCK × F × 8 bytes)
@@ -157,7 +160,7 @@ class FeatureBinner:
     [('x', 'psi', 4.343), ('c', 'psi', 8.515), ('c', 'js', 0.707)]
     """
 
-    def __init__(self, profile: ReferenceProfile) -> None:
+    def __init__(self, profile: ReferenceProfile, multivariate: bool = True) -> None:
         self.profile = profile
         nums: list[NumericProfile] = list(profile.numeric.values())
         if profile.score is not None:
@@ -206,6 +209,11 @@ class FeatureBinner:
         self._cat_unseen = [len(p.categories) for p in cats]
         self._cat_ref = _pad([p.proportions for p in cats], self.n_categorical_bins)
         self._cat_mask = _pad([np.ones(p.proportions.size) for p in cats], self.n_categorical_bins).astype(bool)
+        # multivariate reconstruction model (format-2 profiles; ``multivariate=False`` turns it off)
+        self.multivariate = profile.multivariate if multivariate else None
+        mv = self.multivariate
+        self._mv_num = [self.numeric_names.index(n) for n in mv.numeric] if mv is not None else []
+        self._mv_cat = [self.categorical_names.index(n) for n in mv.categorical] if mv is not None else []
 
     # -- counting -------------------------------------------------------------------------------
     def empty_numeric(self) -> np.ndarray:
@@ -272,6 +280,17 @@ class FeatureBinner:
             unseen[j] = c[unseen_slot]
         return counts, missing, unseen
 
+    def reconstruction_errors(self, numeric: np.ndarray | None,
+                              categorical: Sequence[Sequence[str | None]] | None) -> np.ndarray | None:
+        """Per-row multivariate reconstruction error of a batch (columns as for :meth:`numeric_counts` and
+        :meth:`categorical_counts`); None without a multivariate model."""
+        mv = self.multivariate
+        if mv is None or numeric is None:
+            return None
+        num = numeric[:, self._mv_num] if self._mv_num != list(range(numeric.shape[1])) else numeric
+        cats = [categorical[j] for j in self._mv_cat] if categorical is not None else []
+        return mv.errors(num, cats)
+
     # -- statistics -----------------------------------------------------------------------------
     def _coarse(self, fine: np.ndarray) -> np.ndarray:
         f, width = fine.shape[0], self.n_psi_bins + 1
@@ -279,9 +298,20 @@ class FeatureBinner:
         return out.reshape(f, width)[:, : self.n_psi_bins]
 
     def drift(self, num_counts: np.ndarray, cat_counts: np.ndarray,
-              methods: Collection[str] = ("psi", "ks", "wasserstein", "chi2", "js")) -> list[StatResult]:
-        """Every enabled statistic for every feature with data in the window (vectorised over features)."""
+              methods: Collection[str] = ("psi", "ks", "wasserstein", "chi2", "js", "pca_recon"),
+              multivariate: tuple[int, int, int] | None = None) -> list[StatResult]:
+        """Every enabled statistic for every feature with data in the window (vectorised over features).
+
+        ``multivariate`` is the window's ``(n, Σ e, Σ e²)`` of reconstruction errors (fixed point, see
+        :func:`monitor.core.multivariate.accumulate`): it adds the ``__multivariate__``/``pca_recon``
+        result (score: mean error; p-value: one-sided test against the reference's mean).
+        """
         out: list[StatResult] = []
+        mv = self.multivariate
+        if mv is not None and multivariate is not None and multivariate[0] > 0 and MULTIVARIATE_METHOD in methods:
+            n = multivariate[0]
+            mean = multivariate[1] / MULTIVARIATE_UNIT / n
+            out.append(StatResult(MULTIVARIATE, MULTIVARIATE_METHOD, mean, mv.p_value(n, mean), n))
         if len(self.numeric_names):
             n = num_counts.sum(axis=1)
             cols: dict[str, tuple[np.ndarray, np.ndarray | None, np.ndarray | None]] = {}

@@ -5,15 +5,22 @@ proportions per bin, coarse PSI bins aligned to the reference deciles, summary s
 sample for exact KS. Discrete features (few distinct values) get one bin per value; constant features
 a single edge. Categorical features get category frequencies plus an unseen bucket. The JSON file is
 versioned (``format_version``) and parsed without eval or pickle.
+
+Format 2 (this version) adds, per feature, the null distribution of each drift statistic as a function
+of the window size (``null``, see :mod:`monitor.core.calibration`) and a ``multivariate`` section (the
+PCA reconstruction model, :mod:`monitor.core.multivariate`). Format 1 files still load: they have
+neither, so the policy falls back to fixed effect floors and a warning asks for a rebuild.
+docs/reference.md describes the file.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -23,8 +30,14 @@ import orjson
 import pandas as pd
 
 from monitor.names import check_name
+from monitor.core import calibration, multivariate
+from monitor.core.calibration import NullModel, nulls_from_dict, nulls_to_dict
+from monitor.core.multivariate import MultivariateProfile
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: formats this version reads (1: no calibration, no multivariate model)
+READABLE_VERSIONS = (1, 2)
+log = logging.getLogger(__name__)
 OUTPUTS = ("score", "prediction", "label")
 IGNORED = ("request_id", "timestamp", "model", "model_version", "latency_ms", "error")
 
@@ -45,13 +58,18 @@ class NumericProfile:
     std: float
     ks_sample: np.ndarray
     discrete: bool
+    #: per method, the statistic's null distribution as a function of the window size (format 2)
+    null: Mapping[str, NullModel] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": "numeric", "name": self.name, "edges": self.edges.tolist(),
-                "proportions": self.proportions.tolist(), "psi_starts": self.psi_starts.tolist(),
-                "count": self.count, "missing_rate": self.missing_rate, "min": self.min, "max": self.max,
-                "mean": self.mean, "std": self.std, "ks_sample": self.ks_sample.tolist(),
-                "discrete": self.discrete}
+        out = {"kind": "numeric", "name": self.name, "edges": self.edges.tolist(),
+               "proportions": self.proportions.tolist(), "psi_starts": self.psi_starts.tolist(),
+               "count": self.count, "missing_rate": self.missing_rate, "min": self.min, "max": self.max,
+               "mean": self.mean, "std": self.std, "ks_sample": self.ks_sample.tolist(),
+               "discrete": self.discrete}
+        if self.null is not None:
+            out["null"] = nulls_to_dict(self.null)
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> NumericProfile:
@@ -75,7 +93,8 @@ class NumericProfile:
                    missing_rate=float(d["missing_rate"]), min=float(d["min"]), max=float(d["max"]),
                    mean=float(d["mean"]), std=float(d["std"]),
                    ks_sample=np.sort(sample),
-                   discrete=bool(d["discrete"]))
+                   discrete=bool(d["discrete"]),
+                   null=nulls_from_dict(d["null"], f"feature {name!r}") if d.get("null") else None)
 
 
 @dataclass(frozen=True)
@@ -87,11 +106,15 @@ class CategoricalProfile:
     proportions: np.ndarray
     count: int
     missing_rate: float
+    null: Mapping[str, NullModel] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": "categorical", "name": self.name, "categories": list(self.categories),
-                "proportions": self.proportions.tolist(), "count": self.count,
-                "missing_rate": self.missing_rate}
+        out = {"kind": "categorical", "name": self.name, "categories": list(self.categories),
+               "proportions": self.proportions.tolist(), "count": self.count,
+               "missing_rate": self.missing_rate}
+        if self.null is not None:
+            out["null"] = nulls_to_dict(self.null)
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> CategoricalProfile:
@@ -102,7 +125,8 @@ class CategoricalProfile:
         if len(set(cats)) != len(cats):
             raise ValueError(f"feature {d['name']!r}: categories must be distinct")
         _check_proportions(str(d["name"]), props)
-        return cls(str(d["name"]), cats, props, int(d["count"]), float(d["missing_rate"]))
+        null = nulls_from_dict(d["null"], f"feature {d['name']!r}") if d.get("null") else None
+        return cls(str(d["name"]), cats, props, int(d["count"]), float(d["missing_rate"]), null)
 
 
 Profile = NumericProfile | CategoricalProfile
@@ -136,6 +160,30 @@ class ReferenceProfile:
     task: Literal["classification", "regression"] | None = None
     performance: Mapping[str, float] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+    multivariate: MultivariateProfile | None = None
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether every feature carries its null distributions (format 2 built with calibration)."""
+        profs = [*self.numeric.values(), *self.categorical.values(), self.score, self.prediction]
+        return all(p.null is not None for p in profs if p is not None)
+
+    def feature(self, name: str) -> Profile | None:
+        """The profile of a feature, ``__score__`` or ``__prediction__``."""
+        if name == "__score__":
+            return self.score
+        if name == "__prediction__":
+            return self.prediction
+        return self.numeric.get(name) or self.categorical.get(name)
+
+    def null_threshold(self, feature: str, method: str, n: int, level: float) -> float | None:
+        """Calibrated threshold of ``method`` on ``feature`` for a window of ``n`` values (None: uncalibrated)."""
+        if feature == multivariate.FEATURE:
+            mv = self.multivariate
+            return mv.threshold(n, level) if mv is not None and method == multivariate.METHOD else None
+        prof = self.feature(feature)
+        model = prof.null.get(method) if prof is not None and prof.null is not None else None
+        return None if model is None else model.threshold(n, level)
 
     def __post_init__(self) -> None:
         # these names become InfluxDB tags: refuse what the line protocol cannot carry (monitor.names)
@@ -155,6 +203,7 @@ class ReferenceProfile:
             "categorical": [p.to_dict() for p in self.categorical.values()],
             "prediction": self.prediction.to_dict() if self.prediction is not None else None,
             "score": self.score.to_dict() if self.score is not None else None,
+            "multivariate": self.multivariate.to_dict() if self.multivariate is not None else None,
         }
 
     @classmethod
@@ -162,9 +211,9 @@ class ReferenceProfile:
         if not isinstance(d, Mapping):
             raise ValueError("a reference profile must be a JSON object")
         version = d.get("format_version")
-        if version != FORMAT_VERSION:
+        if version not in READABLE_VERSIONS:
             raise ValueError(f"unsupported reference format_version {version!r} (this Driftline reads "
-                             f"{FORMAT_VERSION}); rebuild it with `monitor reference build`")
+                             f"{', '.join(map(str, READABLE_VERSIONS))}); rebuild it with `monitor reference build`")
         try:
             numeric = {p["name"]: NumericProfile.from_dict(p) for p in d["numeric"]}
             categorical = {p["name"]: CategoricalProfile.from_dict(p) for p in d["categorical"]}
@@ -175,9 +224,16 @@ class ReferenceProfile:
             task = d.get("task")
             if task not in (None, "classification", "regression"):
                 raise ValueError(f"unknown task {task!r}")
-            return cls(model=str(d["model"]), built_at=str(d["built_at"]), rows=int(d["rows"]),
+            mv = MultivariateProfile.from_dict(d["multivariate"]) if d.get("multivariate") else None
+            prof = cls(model=str(d["model"]), built_at=str(d["built_at"]), rows=int(d["rows"]),
                        numeric=numeric, categorical=categorical, prediction=pred, score=score, task=task,
-                       performance={str(k): float(v) for k, v in (d.get("performance") or {}).items()})
+                       performance={str(k): float(v) for k, v in (d.get("performance") or {}).items()},
+                       format_version=int(version), multivariate=mv)
+            if not prof.calibrated:
+                log.warning("reference profile of model %r (format %s) has no calibrated thresholds: fixed "
+                            "effect floors are used and there is no multivariate drift; rebuild it with "
+                            "`monitor reference build`", prof.model, version)
+            return prof
         except KeyError as exc:
             raise ValueError(f"reference profile is missing key {exc.args[0]!r}") from None
         except (TypeError, AttributeError) as exc:
@@ -379,9 +435,47 @@ def _performance(pred: pd.Series, label: pd.Series, task: str | None) -> dict[st
     return out
 
 
+def _numeric_nulls(prof: NumericProfile, ordered: np.ndarray, resamples: int,
+                   rng: np.random.Generator) -> NumericProfile:
+    fns = calibration.numeric_stats(prof.proportions, prof.psi_starts, prof.edges, prof.std)
+    nulls = calibration.simulate(prof.proportions, prof.count, fns, resamples=resamples, rng=rng)
+    bins = np.searchsorted(prof.edges, ordered, side="right")
+    chunks = calibration.chunk_counts(bins, prof.proportions.size)
+    return replace(prof, null=calibration.time_floors(prof.proportions, chunks, fns, nulls))
+
+
+def _categorical_nulls(prof: CategoricalProfile, ordered: pd.Series, resamples: int,
+                       rng: np.random.Generator) -> CategoricalProfile:
+    fns = calibration.categorical_stats(prof.proportions)
+    nulls = calibration.simulate(prof.proportions, prof.count, fns, resamples=resamples, rng=rng)
+    index = {c: i for i, c in enumerate(prof.categories)}
+    bins = np.fromiter((index.get(v, len(index)) for v in ordered.dropna()), dtype=np.int64)
+    chunks = calibration.chunk_counts(bins, prof.proportions.size)
+    return replace(prof, null=calibration.time_floors(prof.proportions, chunks, fns, nulls))
+
+
+def _multivariate(table: pd.DataFrame, numeric: Mapping[str, NumericProfile],
+                  categorical: Mapping[str, CategoricalProfile], cat_values: Mapping[str, pd.Series],
+                  resamples: int, rng: np.random.Generator) -> MultivariateProfile | None:
+    names = list(numeric)
+    x = np.column_stack([table[n].to_numpy(dtype=np.float64, na_value=np.nan) for n in names]) if names \
+        else np.zeros((len(table), 0))
+    cats = list(categorical)
+    freqs = [dict(zip(categorical[c].categories, categorical[c].proportions[:-1].tolist(), strict=True))
+             for c in cats]
+    other = [float(categorical[c].proportions[-1]) for c in cats]
+    cols = [cat_values[c].tolist() for c in cats]
+    try:
+        return multivariate.fit(names, x, cats, cols, freqs, other, resamples=resamples, rng=rng)
+    except ValueError as exc:
+        log.info("no multivariate drift model: %s", exc)
+        return None
+
+
 def build_profile(model: str, table: pd.DataFrame, *, fine_bins: int = 100, psi_bins: int = 10,
                   ks_sample_size: int = 5000, max_categories: int = 200,
-                  built_at: str | None = None) -> ReferenceProfile:
+                  built_at: str | None = None, calibrate: bool = True,
+                  resamples: int = calibration.DEFAULT_RESAMPLES, seed: int = 0) -> ReferenceProfile:
     """Build a :class:`ReferenceProfile` from a table of reference rows.
 
     Columns ``score``, ``prediction`` and ``label`` are model outputs; ``request_id``, ``timestamp``,
@@ -413,6 +507,12 @@ def build_profile(model: str, table: pd.DataFrame, *, fine_bins: int = 100, psi_
         Most frequent categories kept per categorical feature; the rest fold into the unseen bucket.
     built_at : str, optional
         RFC 3339 build time (default: now).
+    calibrate : bool
+        Simulate each statistic's null distribution at the window sizes of
+        :data:`~monitor.core.calibration.GRID` (``resamples`` draws each, seeded by ``seed``; rows in
+        ``timestamp`` order when that column exists, else in table order, for the time-structure check)
+        and fit the multivariate reconstruction model. ``False`` gives a profile the policy treats like
+        a format-1 one (fixed effect floors, no multivariate drift).
 
     Raises
     ------
@@ -437,6 +537,12 @@ def build_profile(model: str, table: pd.DataFrame, *, fine_bins: int = 100, psi_
         raise ValueError(f"max_categories must be >= 1, got {max_categories!r}")
     if len(table) == 0:
         raise ValueError("the reference table has no rows")
+    if "timestamp" in table:
+        ts = table["timestamp"]
+        key = pd.to_datetime(ts, utc=True, errors="coerce") if not pd.api.types.is_numeric_dtype(ts) else ts
+        table = table.iloc[np.argsort(key.to_numpy(), kind="stable")].reset_index(drop=True)
+    rng = np.random.default_rng(seed)
+    cat_values: dict[str, pd.Series] = {}
     total = len(table)
     numeric: dict[str, NumericProfile] = {}
     categorical: dict[str, CategoricalProfile] = {}
@@ -448,33 +554,44 @@ def build_profile(model: str, table: pd.DataFrame, *, fine_bins: int = 100, psi_
         if s.isna().all():
             continue  # nothing to learn from an all-missing column (its type is unknown, too)
         if _is_categorical(s.dropna()):
-            categorical[name] = categorical_profile(name, _categorical_values(s), total,
-                                                    max_categories=max_categories)
+            values = cat_values[name] = _categorical_values(s)
+            cprof = categorical_profile(name, values, total, max_categories=max_categories)
+            categorical[name] = _categorical_nulls(cprof, values, resamples, rng) if calibrate else cprof
         else:
             vals = s.to_numpy(dtype=np.float64, na_value=np.nan)
             if not np.isfinite(vals).any():
                 continue  # only NaN/inf: as good as all-missing
-            numeric[name] = numeric_profile(name, vals[np.isfinite(vals)], total, fine_bins=fine_bins,
-                                            psi_bins=psi_bins, ks_sample_size=ks_sample_size)
+            finite = vals[np.isfinite(vals)]
+            nprof = numeric_profile(name, finite, total, fine_bins=fine_bins, psi_bins=psi_bins,
+                                    ks_sample_size=ks_sample_size)
+            numeric[name] = _numeric_nulls(nprof, finite, resamples, rng) if calibrate else nprof
     pred_col = table.get("prediction")
     label_col = table.get("label")
     prediction: Profile | None = None
     if pred_col is not None and pred_col.notna().any():
         pc = pred_col.dropna()
         if _is_categorical(pc):
-            prediction = categorical_profile("__prediction__", _categorical_values(pred_col), total,
-                                             max_categories=max_categories)
+            pvals = _categorical_values(pred_col)
+            prediction = categorical_profile("__prediction__", pvals, total, max_categories=max_categories)
+            if calibrate:
+                prediction = _categorical_nulls(prediction, pvals, resamples, rng)
         else:
-            prediction = numeric_profile("__prediction__", pc.to_numpy(dtype=np.float64), total,
-                                         fine_bins=fine_bins, psi_bins=psi_bins, ks_sample_size=ks_sample_size)
+            pv = pc.to_numpy(dtype=np.float64)
+            prediction = numeric_profile("__prediction__", pv, total, fine_bins=fine_bins, psi_bins=psi_bins,
+                                         ks_sample_size=ks_sample_size)
+            if calibrate:
+                prediction = _numeric_nulls(prediction, pv[np.isfinite(pv)], resamples, rng)
     score = None
     if "score" in table and table["score"].notna().any():
         sc = table["score"].dropna().to_numpy(dtype=np.float64)
         score = numeric_profile("__score__", sc, total, fine_bins=fine_bins, psi_bins=psi_bins,
                                 ks_sample_size=ks_sample_size)
+        if calibrate:
+            score = _numeric_nulls(score, sc[np.isfinite(sc)], resamples, rng)
+    mv = _multivariate(table, numeric, categorical, cat_values, resamples, rng) if calibrate else None
     task = _task(pred_col, label_col)
     perf = _performance(pred_col, label_col, task) if pred_col is not None and label_col is not None else {}
     return ReferenceProfile(
         model=model, built_at=built_at or datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         rows=total, numeric=numeric, categorical=categorical, prediction=prediction, score=score, task=task,
-        performance=perf)
+        performance=perf, multivariate=mv)
