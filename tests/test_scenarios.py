@@ -33,9 +33,9 @@ from monitor.scenarios.produce import normalize_bootstrap, produce_events
 T0 = DEFAULT_START
 SMALL = {"windows": 12, "window_s": 20.0, "rate": 5.0}  # ~100 predictions per window and model
 JITTER_BOUND_S = 10.0  # the generator jitters by at most 4 s; the default allowed lateness is 60 s
-TARGETS = {"__prediction__", "__score__", "latency", "errors", "accuracy"}
+TARGETS = {"__prediction__", "__score__", "__multivariate__", "latency", "errors", "accuracy"}
 KINDS = {"mean_shift", "gradual", "new_category", "latency_regression", "error_burst", "accuracy_drop",
-         "concept_drift", "score_shift", "seasonal", "rhythm"}
+         "concept_drift", "score_shift", "seasonal", "rhythm", "correlation_flip"}
 PREDICTION_FIELDS = {"model", "model_version", "request_id", "timestamp", "features", "prediction", "score",
                      "latency_ms", "error"}
 
