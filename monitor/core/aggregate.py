@@ -71,6 +71,7 @@ class Batch:
     latency: np.ndarray  # NaN = absent
     error: np.ndarray  # bool
     p_correct: np.ndarray  # CBPE probability the prediction is right, NaN without a score
+    cat_codes: np.ndarray | None = None  # (F_cat, N) category slots (FeatureBinner.categorical_codes)
     recon: np.ndarray | None = None  # multivariate reconstruction error per event (None: off)
 
     @classmethod
@@ -88,8 +89,9 @@ class Batch:
             numeric = _numeric_block(events, feats, binner.numeric_names)
             categorical = [[v if type(v) is str else _to_category(v) for v in col]
                            for col in _columns(events, feats, binner.categorical_names)]
-        recon = binner.reconstruction_errors(numeric, categorical) if binner is not None else None
-        return cls(events, ts, numeric, categorical, latency, error, p_correct, recon)
+        codes = binner.categorical_codes(categorical) if binner is not None and categorical else None
+        recon = binner.reconstruction_errors(numeric, codes) if binner is not None else None
+        return cls(events, ts, numeric, categorical, latency, error, p_correct, codes, recon)
 
 
 def _numeric_block(events: Sequence[PredictionEvent], feats: list[Mapping[str, FeatureValue]],
@@ -318,13 +320,9 @@ class WindowState:
                 for j in range(values.shape[1]):
                     col = values[:, j]
                     self.raw[j].append(col[~np.isnan(col)])
-        if batch.categorical:
-            if n == len(batch.events):
-                cols: Sequence[Sequence[str | None]] = batch.categorical
-            else:
-                idx = rows.tolist()
-                cols = [[col[i] for i in idx] for col in batch.categorical]
-            counts, missing, unseen = binner.categorical_counts(cols)
+        if batch.cat_codes is not None:
+            codes = batch.cat_codes if n == len(batch.events) else batch.cat_codes[:, rows]
+            counts, missing, unseen = binner.categorical_counts_from_codes(codes)
             self.cat_counts += counts
             self.cat_missing += missing
             self.cat_unseen += unseen

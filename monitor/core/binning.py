@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 
@@ -205,7 +206,9 @@ class FeatureBinner:
         self._psi_ref = self._coarse(self._num_ref)
         self._psi_mask = _pad([np.ones(p.psi_starts.size) for p in nums], self.n_psi_bins).astype(bool)
         # categorical lookups
-        self._cat_index = [{c: i for i, c in enumerate(p.categories)} for p in cats]
+        # None (missing) maps to -1; a category not in the reference to the unseen slot
+        self._cat_index: list[dict[str | None, int]] = [{None: -1, **{c: i for i, c in enumerate(p.categories)}}
+                                                       for p in cats]
         self._cat_unseen = [len(p.categories) for p in cats]
         self._cat_ref = _pad([p.proportions for p in cats], self.n_categorical_bins)
         self._cat_mask = _pad([np.ones(p.proportions.size) for p in cats], self.n_categorical_bins).astype(bool)
@@ -214,6 +217,9 @@ class FeatureBinner:
         mv = self.multivariate
         self._mv_num = [self.numeric_names.index(n) for n in mv.numeric] if mv is not None else []
         self._mv_cat = [self.categorical_names.index(n) for n in mv.categorical] if mv is not None else []
+        # standardised frequency encoding per category slot (+ unseen slot, + missing as the last entry)
+        self._mv_tables = [mv.encode_table(i, cats[j].categories) for i, j in enumerate(self._mv_cat)] \
+            if mv is not None else []
 
     # -- counting -------------------------------------------------------------------------------
     def empty_numeric(self) -> np.ndarray:
@@ -262,34 +268,49 @@ class FeatureBinner:
                 self._grid.counts(block, counts, miss)
         return counts, missing, oor
 
+    def categorical_codes(self, columns: Sequence[Sequence[str | None]]) -> np.ndarray:
+        """``(F, N)`` int64 category index per value: the category's slot, the unseen slot
+        (``len(categories)``) for a category not in the reference, ``-1`` for a missing value."""
+        f = len(self.categorical_names)
+        n = len(columns[0]) if f else 0
+        out = np.empty((f, n), dtype=np.int64)
+        for j, col in enumerate(columns):
+            get = self._cat_index[j].get
+            out[j] = list(map(get, col, repeat(self._cat_unseen[j], n)))
+        return out
+
+    def categorical_counts_from_codes(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(counts, missing, unseen)`` from :meth:`categorical_codes` (one ``bincount`` for all features)."""
+        f, width = codes.shape[0], self.n_categorical_bins
+        present = codes >= 0
+        missing = (codes.shape[1] - present.sum(axis=1)).astype(np.int64)
+        flat = (codes + (np.arange(f, dtype=np.int64) * width)[:, None])[present]
+        counts = np.bincount(flat, minlength=f * width).reshape(f, width).astype(np.int64)
+        unseen = counts[np.arange(f), np.asarray(self._cat_unseen, dtype=np.int64)] if f else \
+            np.zeros(0, dtype=np.int64)
+        return counts, missing, unseen
+
     def categorical_counts(self, columns: Sequence[Sequence[str | None]]) -> tuple[np.ndarray, np.ndarray,
                                                                                    np.ndarray]:
         """Count categories per feature: ``(counts, missing, unseen)``; unseen go to the last real bin."""
-        f = len(self.categorical_names)
-        counts = self.empty_categorical()
-        missing = np.zeros(f, dtype=np.int64)
-        unseen = np.zeros(f, dtype=np.int64)
-        for j, col in enumerate(columns):
-            index, unseen_slot = self._cat_index[j], self._cat_unseen[j]
-            idx = [index.get(v, unseen_slot) if v is not None else -1 for v in col]
-            arr = np.fromiter(idx, dtype=np.int64, count=len(idx))
-            present = arr[arr >= 0]
-            missing[j] = arr.size - present.size
-            c = np.bincount(present, minlength=self.n_categorical_bins)
-            counts[j] += c
-            unseen[j] = c[unseen_slot]
-        return counts, missing, unseen
+        if not len(self.categorical_names):
+            z = np.zeros(0, dtype=np.int64)
+            return self.empty_categorical(), z, z.copy()
+        return self.categorical_counts_from_codes(self.categorical_codes(columns))
 
-    def reconstruction_errors(self, numeric: np.ndarray | None,
-                              categorical: Sequence[Sequence[str | None]] | None) -> np.ndarray | None:
-        """Per-row multivariate reconstruction error of a batch (columns as for :meth:`numeric_counts` and
-        :meth:`categorical_counts`); None without a multivariate model."""
+    def reconstruction_errors(self, numeric: np.ndarray | None, codes: np.ndarray | None) -> np.ndarray | None:
+        """Per-row multivariate reconstruction error of a batch (``numeric`` as for :meth:`numeric_counts`,
+        ``codes`` from :meth:`categorical_codes`); None without a multivariate model."""
         mv = self.multivariate
         if mv is None or numeric is None:
             return None
-        num = numeric[:, self._mv_num] if self._mv_num != list(range(numeric.shape[1])) else numeric
-        cats = [categorical[j] for j in self._mv_cat] if categorical is not None else []
-        return mv.errors(num, cats)
+        z = np.empty((numeric.shape[0], mv.width), dtype=np.float64)
+        k = len(self._mv_num)
+        z[:, :k] = mv.standardize_numeric(numeric[:, self._mv_num])
+        for i, (j, table) in enumerate(zip(self._mv_cat, self._mv_tables, strict=True)):
+            assert codes is not None
+            z[:, k + i] = table[codes[j]]  # code -1 (missing) takes the table's last entry
+        return mv.errors_standardized(z)
 
     # -- statistics -----------------------------------------------------------------------------
     def _coarse(self, fine: np.ndarray) -> np.ndarray:

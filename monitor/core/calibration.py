@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from monitor.core.drift.chi2 import chi2_test
 from monitor.core.drift.js import js_distance
@@ -88,7 +88,7 @@ class NullModel:
             q = mean
         else:
             shape = mean * mean / var
-            q = float(stats.gamma.ppf(level, shape, scale=var / mean))
+            q = float(special.gammaincinv(shape, level)) * var / mean  # gamma(shape, scale).ppf(level)
         return max(float(q ** (1.0 / self.power)), self.floor)
 
     def to_dict(self) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 from monitor.core.calibration import GRID, TIME_CHUNKS
 
@@ -111,6 +111,28 @@ class MultivariateProfile:
     def width(self) -> int:
         return len(self.numeric) + len(self.categorical)
 
+    def standardize_numeric(self, numeric: np.ndarray) -> np.ndarray:
+        """Standardised numeric columns, ``(N, len(self.numeric))``; missing (NaN, ±inf) → 0 (the mean)."""
+        k = len(self.numeric)
+        with np.errstate(invalid="ignore", over="ignore"):
+            num = (np.asarray(numeric, dtype=np.float64) - self.center[:k]) / self.scale[:k]
+        out: np.ndarray = np.where(np.isfinite(num), num, 0.0)
+        return out
+
+    def encode_table(self, j: int, categories: Sequence[str]) -> np.ndarray:
+        """Standardised encoding of categorical feature ``j`` per slot ``categories`` + unseen + missing."""
+        enc, k = self.encodings[j], len(self.numeric) + j
+        values = [*(enc.get(c, self.unseen[j]) for c in categories), self.unseen[j], enc[None]]
+        out: np.ndarray = (np.array(values, dtype=np.float64) - self.center[k]) / self.scale[k]
+        return out
+
+    def errors_standardized(self, z: np.ndarray) -> np.ndarray:
+        """``‖z − V Vᵀ z‖`` per row of standardised rows ``z``."""
+        proj = z @ self.components
+        sq = np.einsum("ij,ij->i", z, z) - np.einsum("ij,ij->i", proj, proj)
+        out: np.ndarray = np.sqrt(np.maximum(sq, 0.0))
+        return out
+
     def standardize(self, numeric: np.ndarray, categorical: Sequence[Sequence[str | None]]) -> np.ndarray:
         """``(N, width)`` standardised, imputed rows; ``numeric`` is ``(N, len(self.numeric))``, NaN = missing."""
         x = np.asarray(numeric, dtype=np.float64)
@@ -118,9 +140,7 @@ class MultivariateProfile:
         z = np.empty((n, self.width), dtype=np.float64)
         k = len(self.numeric)
         if k:
-            with np.errstate(invalid="ignore", over="ignore"):
-                num = (x - self.center[:k]) / self.scale[:k]
-            z[:, :k] = np.where(np.isfinite(num), num, 0.0)
+            z[:, :k] = self.standardize_numeric(x)
         for j, col in enumerate(categorical):
             enc, other = self.encodings[j], self.unseen[j]
             get = enc.get
@@ -131,11 +151,7 @@ class MultivariateProfile:
 
     def errors(self, numeric: np.ndarray, categorical: Sequence[Sequence[str | None]]) -> np.ndarray:
         """Per-row reconstruction error ``‖z − V Vᵀ z‖`` (numeric ``(N, len(numeric))``, categorical columns)."""
-        z = self.standardize(numeric, categorical)
-        proj = z @ self.components
-        sq = np.einsum("ij,ij->i", z, z) - np.einsum("ij,ij->i", proj, proj)
-        out: np.ndarray = np.sqrt(np.maximum(sq, 0.0))
-        return out
+        return self.errors_standardized(self.standardize(numeric, categorical))
 
     def moments(self, n: float) -> tuple[float, float]:
         """Variance and skewness of (window mean − reference mean) under no drift at window size ``n``."""
@@ -148,14 +164,14 @@ class MultivariateProfile:
     def threshold(self, n: float, level: float) -> float:
         """Window mean error above which the window is not a sample of the reference, at ``level``."""
         var, skew = self.moments(n)
-        z = float(stats.norm.ppf(level))
+        z = float(special.ndtri(level))
         z_cf = z + (z * z - 1.0) * skew / 6.0
         return max(self.ref_mean + math.sqrt(var) * z_cf, self.floor)
 
     def p_value(self, n: int, mean: float) -> float:
         """One-sided p-value of a window mean error ``mean`` over ``n`` events (normal approximation)."""
         var, _ = self.moments(n)
-        return float(stats.norm.sf((mean - self.ref_mean) / math.sqrt(var))) if var > 0 else \
+        return float(special.ndtr((self.ref_mean - mean) / math.sqrt(var))) if var > 0 else \
             (0.0 if mean > self.ref_mean else 1.0)
 
     # -- JSON ------------------------------------------------------------------------------------------
