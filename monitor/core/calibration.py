@@ -26,6 +26,7 @@ window as different from the reference as the reference's own chunks are from it
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -72,14 +73,20 @@ class NullModel:
     power: float = 1.0
     floor: float = 0.0
 
+    def __post_init__(self) -> None:
+        # log-log tables, computed once: a threshold is asked for per statistic and window
+        object.__setattr__(self, "_log", (np.log(self.n.astype(np.float64)).tolist(),
+                                          np.log(np.maximum(self.mean, 1e-300)).tolist(),
+                                          np.log(np.maximum(self.var, 1e-300)).tolist()))
+
     def moments(self, n: float) -> tuple[float, float]:
         """Mean and variance of ``S**power`` at window size ``n`` (log-log interpolation, clamped)."""
-        x = math.log(min(max(n, float(self.n[0])), float(self.n[-1])))
-        grid = np.log(self.n.astype(np.float64))
-        tiny = 1e-300
-        mean = math.exp(float(np.interp(x, grid, np.log(np.maximum(self.mean, tiny)))))
-        var = math.exp(float(np.interp(x, grid, np.log(np.maximum(self.var, tiny)))))
-        return mean, var
+        grid, log_mean, log_var = self._log  # type: ignore[attr-defined]
+        x = min(max(math.log(max(n, 1.0)), grid[0]), grid[-1])
+        i = min(bisect.bisect_right(grid, x), len(grid) - 1)
+        w = (x - grid[i - 1]) / (grid[i] - grid[i - 1])
+        return (math.exp(log_mean[i - 1] + w * (log_mean[i] - log_mean[i - 1])),
+                math.exp(log_var[i - 1] + w * (log_var[i] - log_var[i - 1])))
 
     def threshold(self, n: float, level: float) -> float:
         """The statistic's ``level`` quantile under no drift at window size ``n`` (at least :attr:`floor`)."""
