@@ -60,7 +60,7 @@ def test_the_measurements_doc_parses() -> None:
     doc = documented()
     assert {"drift", "drift_summary", "latency", "errors", "throughput", "performance", "data_quality", "alerts",
             "retraining", "driftline_worker"} <= set(doc)
-    assert {"score", "p_value", "threshold", "drifted", "n"} == doc["drift"]["fields"]
+    assert {"score", "p_value", "threshold", "drifted", "exceeds", "n"} == doc["drift"]["fields"]
     assert {"late", "duplicates", "invalid"} <= doc["data_quality"]["fields"]
     assert {"model", "feature", "method", "window", "model_version"} <= doc["drift"]["tags"]
 
@@ -253,8 +253,8 @@ def test_the_issues_panels_are_there() -> None:
     titles = {load(b)["uid"]: " | ".join(p["title"] for p in load(b)["panels"]).lower() for b in BOARDS}
     for word in ("throughput", "latency", "error rate", "accuracy", "drifted features", "open alerts"):
         assert word in titles["driftline-fleet"], word
-    for word in ("heatmap", "psi", "ks", "p-values", "prediction and score", "missing", "out-of-range", "unseen",
-                 "invalid"):
+    for word in ("heatmap", "psi", "ks", "p-values", "prediction and score", "multivariate", "missing",
+                 "out-of-range", "unseen", "invalid"):
         assert word in titles["driftline-drift"], word
     for word in ("events/s", "window lag", "sink queue", "dlq", "retraining"):
         assert word in titles["driftline-ops"], word
