@@ -74,6 +74,10 @@ def reference_build(
     fine_bins: Annotated[int, typer.Option(help="Fine quantile bins per numeric feature (KS, Wasserstein).")] = 100,
     psi_bins: Annotated[int, typer.Option(help="Coarse quantile bins for PSI.")] = 10,
     ks_sample: Annotated[int, typer.Option(help="Reference values kept for exact KS.")] = 5000,
+    resamples: Annotated[int, typer.Option(
+        min=50, help="Draws per window size when calibrating each statistic's null distribution.")] = 400,
+    calibrate: Annotated[bool, typer.Option(
+        help="Calibrate thresholds and fit the multivariate model (docs/reference.md).")] = True,
 ) -> None:
     """Build a reference profile from a table of reference data."""
     from monitor.core.reference import build_profile, read_table
@@ -84,7 +88,8 @@ def reference_build(
         raise fail(f"--out {out_path} is a directory; give the profile's file name, e.g. {out_path / (model + '.json')}")
     try:
         table = read_table(data)
-        profile = build_profile(model, table, fine_bins=fine_bins, psi_bins=psi_bins, ks_sample_size=ks_sample)
+        profile = build_profile(model, table, fine_bins=fine_bins, psi_bins=psi_bins, ks_sample_size=ks_sample,
+                                calibrate=calibrate, resamples=resamples)
     except (OSError, ValueError) as exc:
         raise fail(f"{data}: {exc}") from None
     try:
@@ -102,6 +107,10 @@ def reference_build(
     for name, cat in profile.categorical.items():
         t.add_row(name, "categorical", str(len(cat.categories)), f"{cat.missing_rate:.1%}")
     out.print(t)
+    mv = profile.multivariate
+    if mv is not None:
+        out.print(f"multivariate drift: {mv.width} features, {mv.components.shape[1]} PCA components "
+                  f"({mv.explained:.0%} of the variance), reference mean reconstruction error {mv.ref_mean:.3f}")
     if profile.performance:
         out.print("baseline performance: " + ", ".join(f"{k}={v:.4f}" for k, v in profile.performance.items()))
 

@@ -126,3 +126,23 @@ def test_malformed_null_is_rejected(profile):
     data["numeric"][0]["null"]["methods"]["ks"]["mean"] = [1.0]
     with pytest.raises(ValueError, match="null mean/var/q99"):
         ReferenceProfile.from_dict(json.loads(json.dumps(data)))
+
+
+def test_cli_builds_calibrated_profiles_unless_told_not_to(tmp_path):
+    from typer.testing import CliRunner
+
+    from monitor.cli import app
+
+    data = tmp_path / "ref.csv"
+    TABLE.to_csv(data, index=False)
+    runner = CliRunner()
+    r = runner.invoke(app, ["reference", "build", "--model", "m", "--data", str(data), "--out",
+                            str(tmp_path / "a.json"), "--resamples", "100"])
+    assert r.exit_code == 0, r.output
+    assert "multivariate drift: 4 features" in r.output
+    assert ReferenceProfile.load(tmp_path / "a.json").calibrated
+    r = runner.invoke(app, ["reference", "build", "--model", "m", "--data", str(data), "--out",
+                            str(tmp_path / "b.json"), "--no-calibrate"])
+    assert r.exit_code == 0, r.output
+    b = ReferenceProfile.load(tmp_path / "b.json")
+    assert not b.calibrated and b.multivariate is None
