@@ -65,9 +65,14 @@ def decide_drift(
             significant[stats[i].feature] = significant.get(stats[i].feature, False) or bool(rej)
     enough = window_events >= policy.min_window_events
     calibrated = reference is not None and reference.calibrated
+    wanted = [i for i, s in enumerate(stats) if s.method in policy.methods and reference is not None
+              and (calibrated or s.feature == MULTIVARIATE)]
+    null = dict(zip(wanted, reference.null_thresholds(
+        [(stats[i].feature, stats[i].method, stats[i].n) for i in wanted], policy.calibration_level),
+        strict=True)) if reference is not None and wanted else {}
     rows: list[tuple[StatResult, float, float, bool]] = []
     flagged: set[str] = set()
-    for s in stats:
+    for idx, s in enumerate(stats):
         cfg = policy.methods.get(s.method)
         score = s.score
         if s.method == "chi2":
@@ -77,8 +82,7 @@ def decide_drift(
             rows.append((s, score, math.nan, False))
             continue
         sig = significant.get(s.feature, True)  # no test for this feature: distances decide alone
-        cal = reference.null_threshold(s.feature, s.method, s.n, policy.calibration_level) \
-            if reference is not None and (calibrated or s.feature == MULTIVARIATE) else None
+        cal = null.get(idx)
         if cal is not None and reference is not None:
             floor = cfg.floor
             if s.method == MULTIVARIATE_METHOD and reference.multivariate is not None:

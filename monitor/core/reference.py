@@ -19,7 +19,7 @@ import functools
 import hashlib
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -194,6 +194,24 @@ class ReferenceProfile:
             if not name:
                 raise ValueError("a feature name is empty")
             check_name(name, "feature name")
+
+    def null_thresholds(self, requests: Sequence[tuple[str, str, int]], level: float) -> list[float | None]:
+        """:meth:`null_threshold` for many ``(feature, method, n)`` at once (one vectorised quantile call)."""
+        out: list[float | None] = [None] * len(requests)
+        batch: list[tuple[NullModel, float]] = []
+        where: list[int] = []
+        for i, (feature, method, n) in enumerate(requests):
+            if feature == multivariate.FEATURE:
+                out[i] = self.null_threshold(feature, method, n, level)
+                continue
+            prof = self.feature(feature)
+            model = prof.null.get(method) if prof is not None and prof.null is not None else None
+            if model is not None:
+                batch.append((model, float(n)))
+                where.append(i)
+        for i, t in zip(where, calibration.thresholds(batch, level), strict=True):
+            out[i] = t
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return {
