@@ -78,18 +78,22 @@ def reference_build(
         min=50, help="Draws per window size when calibrating each statistic's null distribution.")] = 400,
     calibrate: Annotated[bool, typer.Option(
         help="Calibrate thresholds and fit the multivariate model (docs/reference.md).")] = True,
+    config: ConfigOpt = None,
 ) -> None:
-    """Build a reference profile from a table of reference data."""
+    """Build a reference profile from a table of reference data (``policy.features`` of the config: ignored
+    features are left out, forced kinds applied)."""
     from monitor.core.reference import build_profile, read_table
 
     if not out_path.parent.is_dir():
         raise fail(f"--out {out_path}: directory {out_path.parent} does not exist")
     if out_path.is_dir():
         raise fail(f"--out {out_path} is a directory; give the profile's file name, e.g. {out_path / (model + '.json')}")
+
+    overrides = settings_or_exit(config).policy.build_overrides() if config is not None else {}
     try:
         table = read_table(data)
         profile = build_profile(model, table, fine_bins=fine_bins, psi_bins=psi_bins, ks_sample_size=ks_sample,
-                                calibrate=calibrate, resamples=resamples)
+                                calibrate=calibrate, resamples=resamples, **overrides)
     except (OSError, ValueError) as exc:
         raise fail(f"{data}: {exc}") from None
     try:

@@ -78,6 +78,42 @@ class MethodThresholds(BaseModel):
         return self
 
 
+class MethodOverride(BaseModel):
+    """Per-feature changes to one method's thresholds (unset keys keep the policy's)."""
+
+    model_config = ConfigDict(extra="forbid")
+    warning: float | None = None
+    critical: float | None = None
+    alpha: float | None = None
+    effect_floor: float | None = None
+    floor: float | None = None
+
+
+FEATURE_METHODS = ("psi", "ks", "wasserstein", "chi2", "js")
+
+
+class FeatureOverride(BaseModel):
+    """Overrides for one feature (``policy.features.<name>``).
+
+    ``ignore``: no drift for it, and ``reference build`` leaves it out (also of the multivariate model);
+    ``kind``: read it as numeric or categorical when building a reference, whatever its column type;
+    ``methods``: the statistics reported for it and deciding its verdict; ``thresholds``: per method."""
+
+    model_config = ConfigDict(extra="forbid")
+    ignore: bool = False
+    kind: Literal["numeric", "categorical"] | None = None
+    methods: list[str] | None = None
+    thresholds: dict[str, MethodOverride] = Field(default_factory=dict)
+
+    @field_validator("methods")
+    @classmethod
+    def _known_methods(cls, v: list[str] | None) -> list[str] | None:
+        bad = [m for m in v or [] if m not in FEATURE_METHODS]
+        if bad:
+            raise ValueError(f"unknown method(s) {bad}; choose from {list(FEATURE_METHODS)}")
+        return v
+
+
 def _default_methods() -> dict[str, MethodThresholds]:
     # floors: chosen with the detection benchmark (docs/bench-detection/, README "Detection quality")
     return {
@@ -143,6 +179,22 @@ class PolicyConfig(BaseModel):
     latency_change_z: float = Field(default=5.0, gt=0)
     latency_change_min_ratio: float = Field(default=1.1, ge=1)
     change_history_windows: int = Field(default=12, ge=3)
+    #: per-feature overrides, e.g. ``{amount: {methods: [psi, ks], thresholds: {psi: {warning: 0.2}}},
+    #: user_id: {ignore: true}, zip: {kind: categorical}}``
+    features: dict[str, FeatureOverride] = Field(default_factory=dict)
+
+    def method_config(self, feature: str, method: str) -> MethodThresholds | None:
+        """``methods[method]`` with ``feature``'s threshold overrides applied."""
+        base = self.methods.get(method)
+        over = self.features.get(feature)
+        if base is None or over is None or method not in over.thresholds:
+            return base
+        return base.model_copy(update=over.thresholds[method].model_dump(exclude_none=True))
+
+    def build_overrides(self) -> dict[str, Any]:
+        """``build_profile`` keyword arguments from ``features``: ignored columns and forced kinds."""
+        return {"ignore": [f for f, o in self.features.items() if o.ignore],
+                "kinds": {f: o.kind for f, o in self.features.items() if o.kind is not None}}
 
     @field_validator("methods", mode="before")
     @classmethod

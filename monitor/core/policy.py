@@ -73,7 +73,10 @@ def decide_drift(
     rows: list[tuple[StatResult, float, float, bool]] = []
     flagged: set[str] = set()
     for idx, s in enumerate(stats):
-        cfg = policy.methods.get(s.method)
+        over = policy.features.get(s.feature)
+        if over is not None and (over.ignore or (over.methods is not None and s.method not in over.methods)):
+            continue  # ignored feature, or a method this feature does not use
+        cfg = policy.method_config(s.feature, s.method)
         score = s.score
         if s.method == "chi2":
             k = max(n_categories.get(s.feature, 2) - 1, 1)
@@ -93,7 +96,9 @@ def decide_drift(
         else:
             threshold = cfg.warning
         exceeds = sig and score >= threshold
-        if exceeds and enough and s.method in policy.decision_methods:
+        deciding = s.method in (over.methods if over is not None and over.methods is not None
+                                else policy.decision_methods)
+        if exceeds and enough and deciding:
             flagged.add(s.feature)
         rows.append((s, score, threshold, exceeds))
     return [DriftResult(s.feature, s.method, float(score), float(threshold), s.feature in flagged, s.n,
@@ -101,8 +106,8 @@ def decide_drift(
 
 
 def drifted_features(drift: Sequence[DriftResult], policy: PolicyConfig) -> set[str]:
-    """Features flagged by a decision method (``policy.decision_methods``)."""
-    return {d.feature for d in drift if d.drifted and d.method in policy.decision_methods}
+    """Features the policy flagged in the window (``drifted``: the same on every result of a feature)."""
+    return {d.feature for d in drift if d.drifted}
 
 
 @dataclass
@@ -256,9 +261,9 @@ class Policy:
         by_feature: dict[str, list[DriftResult]] = {}
         for d in drift:
             by_feature.setdefault(d.feature, []).append(d)
-        sev_cfg = c.methods.get(c.severity_method)
         for feature, results in by_feature.items():
-            drifted = [d for d in results if d.drifted and d.method in c.decision_methods]
+            sev_cfg = c.method_config(feature, c.severity_method)
+            drifted = [d for d in results if d.drifted and d.exceeds]  # the methods that flagged it
             sev_result = next((d for d in results if d.method == c.severity_method), results[0])
             has_sev = sev_cfg is not None and sev_result.method == c.severity_method
             name = "PredictionDrift" if feature in PSEUDO_FEATURES else \

@@ -19,7 +19,7 @@ import functools
 import hashlib
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -493,7 +493,8 @@ def _multivariate(table: pd.DataFrame, numeric: Mapping[str, NumericProfile],
 def build_profile(model: str, table: pd.DataFrame, *, fine_bins: int = 100, psi_bins: int = 10,
                   ks_sample_size: int = 5000, max_categories: int = 200,
                   built_at: str | None = None, calibrate: bool = True,
-                  resamples: int = calibration.DEFAULT_RESAMPLES, seed: int = 0) -> ReferenceProfile:
+                  resamples: int = calibration.DEFAULT_RESAMPLES, seed: int = 0,
+                  ignore: Collection[str] = (), kinds: Mapping[str, str] | None = None) -> ReferenceProfile:
     """Build a :class:`ReferenceProfile` from a table of reference rows.
 
     Columns ``score``, ``prediction`` and ``label`` are model outputs; ``request_id``, ``timestamp``,
@@ -531,6 +532,11 @@ def build_profile(model: str, table: pd.DataFrame, *, fine_bins: int = 100, psi_
         ``timestamp`` order when that column exists, else in table order, for the time-structure check)
         and fit the multivariate reconstruction model. ``False`` gives a profile the policy treats like
         a format-1 one (fixed effect floors, no multivariate drift).
+    ignore : collection of str
+        Columns left out (``policy.features.<name>.ignore``).
+    kinds : mapping of str to ``"numeric"`` or ``"categorical"``
+        Columns read as that kind whatever their type (``policy.features.<name>.kind``): forced numeric,
+        a value that is not a number is missing; forced categorical, numbers become category names.
 
     Raises
     ------
@@ -564,19 +570,27 @@ def build_profile(model: str, table: pd.DataFrame, *, fine_bins: int = 100, psi_
     total = len(table)
     numeric: dict[str, NumericProfile] = {}
     categorical: dict[str, CategoricalProfile] = {}
+    kinds = dict(kinds or {})
+    bad = {k: v for k, v in kinds.items() if v not in ("numeric", "categorical")}
+    if bad:
+        raise ValueError(f"feature kind must be 'numeric' or 'categorical', got {bad}")
     for col in table.columns:
         name = str(col)
-        if name in OUTPUTS or name in IGNORED:
+        if name in OUTPUTS or name in IGNORED or name in ignore:
             continue
         s = table[col]
+        if kinds.get(name) == "numeric":  # as at run time: only numbers count, anything else is missing
+            s = pd.Series([float(v) if isinstance(v, int | float | np.number) and not isinstance(v, bool | np.bool_)
+                           else np.nan for v in s], index=s.index, dtype=np.float64)
         if s.isna().all():
             continue  # nothing to learn from an all-missing column (its type is unknown, too)
-        if _is_categorical(s.dropna()):
+        if kinds.get(name) == "categorical" or (kinds.get(name) is None and _is_categorical(s.dropna())):
             values = cat_values[name] = _categorical_values(s)
             cprof = categorical_profile(name, values, total, max_categories=max_categories)
             categorical[name] = _categorical_nulls(cprof, values, resamples, rng) if calibrate else cprof
         else:
             vals = s.to_numpy(dtype=np.float64, na_value=np.nan)
+            table = table if kinds.get(name) != "numeric" else table.assign(**{name: s})
             if not np.isfinite(vals).any():
                 continue  # only NaN/inf: as good as all-missing
             finite = vals[np.isfinite(vals)]
