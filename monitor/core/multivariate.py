@@ -43,8 +43,9 @@ METHOD = "pca_recon"
 EXPLAINED = 0.65
 #: fixed-point unit of the window sums (exact integer addition)
 UNIT = 1e6
-#: errors are clipped here (in standard deviations) so Σ e² of a block cannot overflow int64
-MAX_ERROR = 1e4
+#: errors are clipped here (in standard deviations): Σ e² (units of 1e-6) of a window then fits in int64
+#: up to 9.2 million events even if every event is clipped (typical errors are a few sd)
+MAX_ERROR = 1e3
 _BLOCK = 8192
 _EXACT_BOOTSTRAP_N = 20_000
 _FIT_ROWS = 200_000
