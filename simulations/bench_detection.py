@@ -296,6 +296,7 @@ def run(seeds: int = 1, windows: int = 12, cases: tuple[tuple[str, str, int], ..
                 totals[name].add(sc)
                 overall[name].add(sc)
         by_case[case] = {name: sc.as_dict() | {"events_per_window": per_window} for name, sc in totals.items()}
+        print(f"  {case}: done ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
     sweep_res: dict[str, dict[str, dict[str, Any]]] = {}
     for per_window in sweep:
         totals = defaultdict(Score)
@@ -304,6 +305,7 @@ def run(seeds: int = 1, windows: int = 12, cases: tuple[tuple[str, str, int], ..
             for name, sc in _one("stable", "stable", per_window, seed, windows, dets, python, profiles).items():
                 totals[name].add(sc)
         sweep_res[str(per_window)] = {name: sc.as_dict() for name, sc in totals.items()}
+        print(f"  sweep {per_window}/window: done ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
     return {"overall": {k: v.as_dict() for k, v in overall.items()}, "by_case": by_case, "sweep": sweep_res,
             "evidently": evidently, "seeds": seeds, "windows": windows, "window_s": WINDOW_S,
             "seconds": time.perf_counter() - t0}
