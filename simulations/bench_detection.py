@@ -379,10 +379,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--windows", type=int, default=12)
     ap.add_argument("--evidently", action="store_true", help="also run Evidently (in its own virtualenv)")
     ap.add_argument("--sweep-river", action="store_true", help="river on the traffic sweep too (slow: KSWIN)")
+    ap.add_argument("--no-river", action="store_true", help="leave river's detectors out (faster, for more seeds)")
     ap.add_argument("--out", type=Path, default=Path("bench-detection"))
     args = ap.parse_args(argv)
-    res = run(args.seeds, args.windows, evidently=args.evidently,
-              sweep_detectors=None if args.sweep_river else ("river ADWIN",))
+    res = run(args.seeds, args.windows, evidently=args.evidently, detectors=() if args.no_river else RIVER,
+              sweep_detectors=() if args.no_river else None if args.sweep_river else ("river ADWIN",))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_bytes(orjson.dumps(res, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
     md = markdown(res)
