@@ -31,8 +31,8 @@ from monitor.core.binning import FeatureBinner
 from monitor.core.reference import ReferenceProfile, build_profile
 from monitor.events import decode_any
 from monitor.pipeline import Monitor
+from monitor.scenarios import get_scenario
 from monitor.types import PredictionEvent
-from simulations.scenarios import get_scenario
 
 BATCH = 2000
 

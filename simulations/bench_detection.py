@@ -351,7 +351,7 @@ def plot(res: dict[str, Any], path: Path) -> None:
     names = list(res["overall"])
     fig, (a, b) = plt.subplots(1, 2, figsize=(13, 4.8))
     levels = [int(k) for k in res["sweep"]]
-    for i, name in enumerate(names):
+    for name in names:
         ys = [res["sweep"][str(lv)].get(name, {}).get("false_alarms_per_1000", math.nan) for lv in levels]
         if all(math.isnan(y) for y in ys):
             continue

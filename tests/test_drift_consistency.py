@@ -9,8 +9,8 @@ from monitor.config import MonitorSettings
 from monitor.core.reference import build_profile
 from monitor.events import decode_any
 from monitor.pipeline import Monitor
+from monitor.scenarios import get_scenario
 from monitor.types import PredictionEvent
-from simulations.scenarios import get_scenario
 
 T0 = 1_767_225_600.0
 ALERTS = ("FeatureDrift", "PredictionDrift", "MultivariateDrift")

@@ -10,7 +10,7 @@ from monitor.cli import app
 from monitor.config import ConfigError, PolicyConfig, load_settings
 from monitor.core.binning import StatResult
 from monitor.core.policy import Policy, WindowFacts, decide_drift
-from monitor.core.reference import ReferenceProfile, build_profile
+from monitor.core.reference import ReferenceProfile
 from monitor.types import WindowRange
 
 CONFIG = """
@@ -32,10 +32,10 @@ def _policy(tmp_path) -> PolicyConfig:
 def test_config_is_validated_with_the_key_named(tmp_path):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("policy:\n  features:\n    amount: {methods: [psi, magic]}\n")
-    with pytest.raises(ConfigError, match="policy.features.amount.methods"):
+    with pytest.raises(ConfigError, match=r"policy\.features\.amount\.methods"):
         load_settings(cfg)
     cfg.write_text("policy:\n  features:\n    amount: {ignored: true}\n")
-    with pytest.raises(ConfigError, match="policy.features.amount.ignored: unknown setting"):
+    with pytest.raises(ConfigError, match=r"policy\.features\.amount\.ignored: unknown setting"):
         load_settings(cfg)
 
 
