@@ -144,7 +144,7 @@ class PolicyConfig(BaseModel):
     decision_methods: list[Method] = Field(default_factory=_default_decision_methods)
     #: calibrated references: a statistic must exceed this quantile of its null distribution at the
     #: window's size (besides BH significance and the method's practical floor)
-    calibration_level: float = Field(default=0.9999, gt=0.5, lt=1.0)
+    calibration_level: float = Field(default=0.99999, gt=0.5, lt=1.0)
     #: the distance whose warning/critical thresholds set a drifted feature's severity
     severity_method: Method = "psi"
     #: windows with fewer events than this report drift but never flag it

@@ -14,14 +14,17 @@ and variance of ``S**power`` over ``resamples`` draws and the empirical 0.99 qua
 threshold at level ``1 − a`` for any ``n`` interpolates mean and variance linearly in ``log n`` (both
 are smooth power laws) and takes the quantile of a gamma distribution with those moments (exact for χ²
 type statistics such as PSI and Cramér's V², conservative for the Gaussian-tailed KS D²), so levels far
-beyond what a few hundred resamples can see (0.9999) are still defined. The stored empirical 0.99
+beyond what a few hundred resamples can see (0.99999) are still defined. The stored empirical 0.99
 quantiles let tests check the tail model against the simulation.
 
 **Time structure.** Chunks of the reference in time order (its ``timestamp`` column, else row order) are
 compared with the whole reference. When they differ more than i.i.d. chunks would (mean chunk statistic
 above the simulated mean at the chunk size by more than 3 standard errors), the reference contains a
-pattern over time (a daily or weekly cycle, say) and the largest chunk statistic becomes a floor: a
-window as different from the reference as the reference's own chunks are from it is not drift.
+pattern over time (a daily or weekly cycle, say): its size, ``structure``, is the largest chunk statistic
+minus the statistic's mean for i.i.d. chunks of that size, and it is *added* to the i.i.d. quantile (a
+window's distance to the reference is at most its own sampling noise plus the distance between its
+moment of the cycle and the whole reference: the triangle inequality of the distances). A window as
+different from the reference as the reference's own chunks are from it is not drift.
 """
 
 from __future__ import annotations
@@ -71,7 +74,8 @@ class NullModel:
     var: np.ndarray
     q99: np.ndarray
     power: float = 1.0
-    floor: float = 0.0
+    #: time-structure margin added to the i.i.d. quantile (0 without time structure)
+    structure: float = 0.0
 
     def __post_init__(self) -> None:
         # log-log tables, computed once: a threshold is asked for per statistic and window
@@ -89,28 +93,28 @@ class NullModel:
                 math.exp(log_var[i - 1] + w * (log_var[i] - log_var[i - 1])))
 
     def threshold(self, n: float, level: float) -> float:
-        """The statistic's ``level`` quantile under no drift at window size ``n`` (at least :attr:`floor`)."""
+        """The statistic's ``level`` quantile under no drift at window size ``n`` (plus :attr:`structure`)."""
         mean, var = self.moments(n)
         if mean <= 1e-250 or var <= 1e-250:
             q = mean
         else:
             shape = mean * mean / var
             q = float(special.gammaincinv(shape, level)) * var / mean  # gamma(shape, scale).ppf(level)
-        return max(float(q ** (1.0 / self.power)), self.floor)
+        return float(q ** (1.0 / self.power)) + self.structure
 
     def to_dict(self) -> dict[str, Any]:
         return {"mean": self.mean.tolist(), "var": self.var.tolist(), "q99": self.q99.tolist(),
-                "power": self.power, "floor": self.floor}
+                "power": self.power, "structure": self.structure}
 
     @classmethod
     def from_dict(cls, grid: np.ndarray, d: Mapping[str, Any], where: str) -> NullModel:
         arrays = [np.asarray(d[k], dtype=np.float64) for k in ("mean", "var", "q99")]
         if any(a.shape != grid.shape or not np.all(np.isfinite(a)) or np.any(a < 0) for a in arrays):
             raise ValueError(f"{where}: null mean/var/q99 must be {grid.size} finite non-negative numbers")
-        power, floor = float(d["power"]), float(d["floor"])
-        if power <= 0 or not math.isfinite(floor) or floor < 0:
-            raise ValueError(f"{where}: null power must be > 0 and floor >= 0")
-        return cls(grid, arrays[0], arrays[1], arrays[2], power, floor)
+        power, structure = float(d["power"]), float(d["structure"])
+        if power <= 0 or not math.isfinite(structure) or structure < 0:
+            raise ValueError(f"{where}: null power must be > 0 and structure >= 0")
+        return cls(grid, arrays[0], arrays[1], arrays[2], power, structure)
 
 
 def thresholds(requests: Sequence[tuple[NullModel, float]], level: float) -> list[float]:
@@ -129,8 +133,8 @@ def thresholds(requests: Sequence[tuple[NullModel, float]], level: float) -> lis
     with np.errstate(divide="ignore", invalid="ignore"):
         shape = np.where(ok, mean * mean / np.where(ok, var, 1.0), 1.0)
         q = np.where(ok, special.gammaincinv(shape, level) * var / np.where(ok, mean, 1.0), mean)
-    return [max(float(qi ** (1.0 / model.power)), model.floor) for qi, (model, _) in zip(q.tolist(), requests,
-                                                                                           strict=True)]
+    return [float(qi ** (1.0 / model.power)) + model.structure for qi, (model, _) in zip(q.tolist(), requests,
+                                                                                          strict=True)]
 
 
 def nulls_to_dict(nulls: Mapping[str, NullModel]) -> dict[str, Any]:
@@ -221,7 +225,7 @@ def simulate(proportions: np.ndarray, ref_n: int, fns: Mapping[str, StatFn], *,
 
 def time_floors(proportions: np.ndarray, chunk_counts: np.ndarray, fns: Mapping[str, StatFn],
                 nulls: Mapping[str, NullModel]) -> dict[str, NullModel]:
-    """Add the time-structure floor (module docstring) from the bin counts of time-ordered reference chunks.
+    """Add the time-structure margin (module docstring) from the bin counts of time-ordered reference chunks.
 
     ``chunk_counts`` is ``(chunks, bins)``. Returns new models; a method without time structure keeps 0.
     """
@@ -237,8 +241,8 @@ def time_floors(proportions: np.ndarray, chunk_counts: np.ndarray, fns: Mapping[
         sp = s ** model.power
         mean, var = model.moments(float(sizes.mean()))
         structured = float(sp.mean()) > mean + 3.0 * math.sqrt(var / k)
-        floor = float(s.max()) if structured else 0.0
-        out[name] = NullModel(model.n, model.mean, model.var, model.q99, model.power, floor)
+        margin = max(float(s.max()) - mean ** (1.0 / model.power), 0.0) if structured else 0.0
+        out[name] = NullModel(model.n, model.mean, model.var, model.q99, model.power, margin)
     return out
 
 

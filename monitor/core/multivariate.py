@@ -22,7 +22,8 @@ mean is the difference of two sample means; its variance and skewness at each si
 :data:`~monitor.core.calibration.GRID` come from resampling the held-out errors (normal beyond
 20,000 rows), and the threshold is a Cornish–Fisher quantile (:meth:`MultivariateProfile.threshold`).
 As for single features, chunks of the held-out rows in time order that differ more than chance allows
-set a floor (a pattern over time the reference already contains).
+add a margin (``structure``: the largest chunk mean minus the reference mean), a pattern over time the
+reference already contains.
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ class MultivariateProfile:
     null_n: np.ndarray
     null_var: np.ndarray
     null_skew: np.ndarray
-    floor: float = 0.0
+    structure: float = 0.0
 
     @property
     def width(self) -> int:
@@ -167,7 +168,7 @@ class MultivariateProfile:
         var, skew = self.moments(n)
         z = float(special.ndtri(level))
         z_cf = z + (z * z - 1.0) * skew / 6.0
-        return max(self.ref_mean + math.sqrt(var) * z_cf, self.floor)
+        return self.ref_mean + math.sqrt(var) * z_cf + self.structure
 
     def p_value(self, n: int, mean: float) -> float:
         """One-sided p-value of a window mean error ``mean`` over ``n`` events (normal approximation)."""
@@ -187,7 +188,7 @@ class MultivariateProfile:
             "unseen": list(self.unseen), "explained": self.explained, "ref_mean": self.ref_mean,
             "ref_std": self.ref_std, "ref_n": self.ref_n,
             "null": {"n": self.null_n.tolist(), "var": self.null_var.tolist(), "skew": self.null_skew.tolist()},
-            "floor": self.floor,
+            "structure": self.structure,
         }
 
     @classmethod
@@ -221,7 +222,7 @@ class MultivariateProfile:
             raise ValueError("multivariate: null n/var/skew must be equal-length arrays, n increasing")
         return cls(numeric, categorical, center, scale, comps, tuple(encodings),
                    tuple(float(u) for u in d["unseen"]), float(d["explained"]), float(d["ref_mean"]),
-                   float(d["ref_std"]), int(d["ref_n"]), grid, var, skew, float(d.get("floor", 0.0)))
+                   float(d["ref_std"]), int(d["ref_n"]), grid, var, skew, float(d["structure"]))
 
 
 def fit(numeric_names: Sequence[str], numeric: np.ndarray, categorical_names: Sequence[str],
@@ -306,5 +307,5 @@ def _calibrated(prof: MultivariateProfile, e: np.ndarray, resamples: int,
         expected = out.moments(size)[0] - ref_var
         k = cm.size
         if expected > 0 and float(cm.var(ddof=1)) > expected * (1.0 + 3.0 * math.sqrt(2.0 / (k - 1))):
-            out = replace(out, floor=float(cm.max()))
+            out = replace(out, structure=max(float(cm.max()) - mu, 0.0))
     return out
