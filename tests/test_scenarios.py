@@ -442,3 +442,19 @@ def test_produce_routes_topics_and_keys(monkeypatch: pytest.MonkeyPatch) -> None
 def test_scenario_spec_rejects_nonsense() -> None:
     with pytest.raises(ValueError):
         list(ScenarioSpec("x", "y").events(window_s=0))
+
+
+def test_correlation_flip_changes_only_how_x3_and_x4_move_together() -> None:
+    spec = get_scenario("correlation_flip")
+    ref = spec.reference(rows=20_000, seed=1)["fraud"]
+    assert abs(np.corrcoef(ref["x3"], ref["x4"])[0, 1] - 0.85) < 0.02
+    events = [e for e in spec.events(seed=1, windows=8, window_s=60.0, rate=50.0)
+              if isinstance(e, dict) and "features" in e]
+    w = np.array([int((e["timestamp"] if isinstance(e["timestamp"], float) else 0) - T0) // 60 for e in events])
+    x3 = np.array([e["features"]["x3"] for e in events])
+    x4 = np.array([e["features"]["x4"] for e in events])
+    ok = np.array([isinstance(e["timestamp"], float) for e in events])
+    before, after = ok & (w < 5), ok & (w >= 5)
+    assert np.corrcoef(x3[before], x4[before])[0, 1] > 0.8 and np.corrcoef(x3[after], x4[after])[0, 1] < -0.8
+    for x in (x3, x4):  # marginals unchanged: N(0, 1) before and after
+        assert abs(x[after].mean() - x[before].mean()) < 0.1 and abs(x[after].std() / x[before].std() - 1) < 0.1
