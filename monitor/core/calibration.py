@@ -210,8 +210,9 @@ def simulate(proportions: np.ndarray, ref_n: int, fns: Mapping[str, StatFn], *,
     means: dict[str, list[float]] = {k: [] for k in fns}
     variances: dict[str, list[float]] = {k: [] for k in fns}
     q99: dict[str, list[float]] = {k: [] for k in fns}
+    # the reference side's noise does not depend on n: one set of reference replicates serves every size
+    ref = rng.multinomial(m, p, size=resamples) / m
     for n in grid.tolist():
-        ref = rng.multinomial(m, p, size=resamples) / m
         win = rng.multinomial(int(n), p, size=resamples)
         for name, fn in fns.items():
             s = np.asarray(fn(ref, win), dtype=np.float64)
