@@ -20,7 +20,7 @@ import hashlib
 import logging
 import math
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -29,16 +29,17 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from monitor.names import check_name
-from monitor.core import calibration, multivariate
+from monitor.core import calibrate_profile, calibration, multivariate
 from monitor.core.calibration import NullModel, nulls_from_dict, nulls_to_dict
 from monitor.core.multivariate import MultivariateProfile
+from monitor.core.tables import OUTPUTS as OUTPUTS
+from monitor.core.tables import read_table as read_table
+from monitor.names import check_name
 
 FORMAT_VERSION = 2
 #: formats this version reads (1: no calibration, no multivariate model)
 READABLE_VERSIONS = (1, 2)
 log = logging.getLogger(__name__)
-OUTPUTS = ("score", "prediction", "label")
 IGNORED = ("request_id", "timestamp", "model", "model_version", "latency_ms", "error")
 
 
@@ -282,67 +283,6 @@ class ReferenceProfile:
             raise ValueError(f"{path}: {exc}") from None
 
 
-# -- reading tables ---------------------------------------------------------------------------------
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read reference rows from CSV (``.csv``/``.tsv``), Parquet (``.parquet``/``.pq``) or JSON lines.
-
-    JSON lines (``.jsonl``/``.ndjson``/``.json``; a ``.json`` file may also hold one JSON array) may be
-    flat rows or events in the shape of docs/events.md. A prediction event
-    ``{"features": {...}, "prediction": ..., "score": ..., "label": ...}`` becomes one row: its features
-    become columns and ``prediction``/``score``/``label`` are kept (plus ``request_id``, which
-    :func:`build_profile` ignores). A label event (``label`` and ``request_id`` but neither ``features``
-    nor ``prediction``) is joined onto the prediction row with the same ``request_id``; labels with no
-    matching prediction are dropped.
-
-    Raises
-    ------
-    ValueError
-        On an unknown suffix or a line that is not a JSON object (the message names the line).
-    """
-    p = Path(path)
-    suffix = p.suffix.lower()
-    if suffix in (".csv", ".tsv"):
-        return pd.read_csv(p, sep="\t" if suffix == ".tsv" else ",")
-    if suffix in (".parquet", ".pq"):
-        return pd.read_parquet(p)
-    if suffix not in (".jsonl", ".ndjson", ".json"):
-        raise ValueError(f"unsupported file type {p.suffix!r}: use .csv, .parquet or .jsonl")
-    raw = p.read_bytes()
-    if suffix == ".json" and raw.lstrip().startswith(b"["):
-        try:
-            objs: list[Any] = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise ValueError(f"{p}: invalid JSON ({exc})") from None
-        numbered = list(enumerate(objs, 1))
-    else:
-        numbered = []
-        for i, line in enumerate(raw.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                numbered.append((i, orjson.loads(line)))
-            except orjson.JSONDecodeError as exc:
-                raise ValueError(f"{p}: line {i}: invalid JSON ({exc})") from None
-    rows: list[dict[str, Any]] = []
-    labels: dict[str, Any] = {}
-    for i, obj in numbered:
-        if not isinstance(obj, dict):
-            raise ValueError(f"{p}: line {i}: expected a JSON object")
-        if "label" in obj and "features" not in obj and "prediction" not in obj and "request_id" in obj:
-            labels[str(obj["request_id"])] = obj["label"]  # a label event: joined below
-            continue
-        feats = obj.get("features")
-        if isinstance(feats, dict):
-            keep = {k: v for k, v in obj.items() if k in OUTPUTS or k == "request_id"}
-            obj = {**feats, **keep}
-        rows.append(obj)
-    table = pd.DataFrame(rows)
-    if labels and "request_id" in table:
-        joined = table["request_id"].astype(str).map(labels)
-        table["label"] = table["label"].where(table["label"].notna(), joined) if "label" in table else joined
-    return table
-
-
 # -- building --------------------------------------------------------------------------------------
 def _is_categorical(s: pd.Series) -> bool:
     return not (pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s))
@@ -453,43 +393,6 @@ def _performance(pred: pd.Series, label: pd.Series, task: str | None) -> dict[st
     return out
 
 
-def _numeric_nulls(prof: NumericProfile, ordered: np.ndarray, resamples: int,
-                   rng: np.random.Generator) -> NumericProfile:
-    fns = calibration.numeric_stats(prof.proportions, prof.psi_starts, prof.edges, prof.std)
-    nulls = calibration.simulate(prof.proportions, prof.count, fns, resamples=resamples, rng=rng)
-    bins = np.searchsorted(prof.edges, ordered, side="right")
-    chunks = calibration.chunk_counts(bins, prof.proportions.size)
-    return replace(prof, null=calibration.time_floors(prof.proportions, chunks, fns, nulls))
-
-
-def _categorical_nulls(prof: CategoricalProfile, ordered: pd.Series, resamples: int,
-                       rng: np.random.Generator) -> CategoricalProfile:
-    fns = calibration.categorical_stats(prof.proportions)
-    nulls = calibration.simulate(prof.proportions, prof.count, fns, resamples=resamples, rng=rng)
-    index = {c: i for i, c in enumerate(prof.categories)}
-    bins = np.fromiter((index.get(v, len(index)) for v in ordered.dropna()), dtype=np.int64)
-    chunks = calibration.chunk_counts(bins, prof.proportions.size)
-    return replace(prof, null=calibration.time_floors(prof.proportions, chunks, fns, nulls))
-
-
-def _multivariate(table: pd.DataFrame, numeric: Mapping[str, NumericProfile],
-                  categorical: Mapping[str, CategoricalProfile], cat_values: Mapping[str, pd.Series],
-                  resamples: int, rng: np.random.Generator) -> MultivariateProfile | None:
-    names = list(numeric)
-    x = np.column_stack([table[n].to_numpy(dtype=np.float64, na_value=np.nan) for n in names]) if names \
-        else np.zeros((len(table), 0))
-    cats = list(categorical)
-    freqs = [dict(zip(categorical[c].categories, categorical[c].proportions[:-1].tolist(), strict=True))
-             for c in cats]
-    other = [float(categorical[c].proportions[-1]) for c in cats]
-    cols = [cat_values[c].tolist() for c in cats]
-    try:
-        return multivariate.fit(names, x, cats, cols, freqs, other, resamples=resamples, rng=rng)
-    except ValueError as exc:
-        log.info("no multivariate drift model: %s", exc)
-        return None
-
-
 def build_profile(model: str, table: pd.DataFrame, *, fine_bins: int = 100, psi_bins: int = 10,
                   ks_sample_size: int = 5000, max_categories: int = 200,
                   built_at: str | None = None, calibrate: bool = True,
@@ -587,7 +490,7 @@ def build_profile(model: str, table: pd.DataFrame, *, fine_bins: int = 100, psi_
         if kinds.get(name) == "categorical" or (kinds.get(name) is None and _is_categorical(s.dropna())):
             values = cat_values[name] = _categorical_values(s)
             cprof = categorical_profile(name, values, total, max_categories=max_categories)
-            categorical[name] = _categorical_nulls(cprof, values, resamples, rng) if calibrate else cprof
+            categorical[name] = calibrate_profile.categorical_nulls(cprof, values, resamples, rng) if calibrate else cprof
         else:
             vals = s.to_numpy(dtype=np.float64, na_value=np.nan)
             table = table if kinds.get(name) != "numeric" else table.assign(**{name: s})
@@ -596,7 +499,7 @@ def build_profile(model: str, table: pd.DataFrame, *, fine_bins: int = 100, psi_
             finite = vals[np.isfinite(vals)]
             nprof = numeric_profile(name, finite, total, fine_bins=fine_bins, psi_bins=psi_bins,
                                     ks_sample_size=ks_sample_size)
-            numeric[name] = _numeric_nulls(nprof, finite, resamples, rng) if calibrate else nprof
+            numeric[name] = calibrate_profile.numeric_nulls(nprof, finite, resamples, rng) if calibrate else nprof
     pred_col = table.get("prediction")
     label_col = table.get("label")
     prediction: Profile | None = None
@@ -606,21 +509,21 @@ def build_profile(model: str, table: pd.DataFrame, *, fine_bins: int = 100, psi_
             pvals = _categorical_values(pred_col)
             prediction = categorical_profile("__prediction__", pvals, total, max_categories=max_categories)
             if calibrate:
-                prediction = _categorical_nulls(prediction, pvals, resamples, rng)
+                prediction = calibrate_profile.categorical_nulls(prediction, pvals, resamples, rng)
         else:
             pv = pc.to_numpy(dtype=np.float64)
             prediction = numeric_profile("__prediction__", pv, total, fine_bins=fine_bins, psi_bins=psi_bins,
                                          ks_sample_size=ks_sample_size)
             if calibrate:
-                prediction = _numeric_nulls(prediction, pv[np.isfinite(pv)], resamples, rng)
+                prediction = calibrate_profile.numeric_nulls(prediction, pv[np.isfinite(pv)], resamples, rng)
     score = None
     if "score" in table and table["score"].notna().any():
         sc = table["score"].dropna().to_numpy(dtype=np.float64)
         score = numeric_profile("__score__", sc, total, fine_bins=fine_bins, psi_bins=psi_bins,
                                 ks_sample_size=ks_sample_size)
         if calibrate:
-            score = _numeric_nulls(score, sc[np.isfinite(sc)], resamples, rng)
-    mv = _multivariate(table, numeric, categorical, cat_values, resamples, rng) if calibrate else None
+            score = calibrate_profile.numeric_nulls(score, sc[np.isfinite(sc)], resamples, rng)
+    mv = calibrate_profile.multivariate_model(table, numeric, categorical, cat_values, resamples, rng) if calibrate else None
     task = _task(pred_col, label_col)
     perf = _performance(pred_col, label_col, task) if pred_col is not None and label_col is not None else {}
     return ReferenceProfile(
