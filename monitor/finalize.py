@@ -112,13 +112,14 @@ class Finalizer:
               binner: FeatureBinner | None) -> list[DriftResult]:
         if binner is None or reference is None or state.num_counts is None or state.cat_counts is None:
             return []
-        stats = binner.drift(state.num_counts, state.cat_counts, self.settings.policy.enabled_methods)
+        stats = binner.drift(state.num_counts, state.cat_counts, self.settings.policy.enabled_methods,
+                             (state.mv_n, state.mv_sum_micro, state.mv_sumsq_micro))
         if state.raw is not None:
             stats = [self._exact(s, state, reference, binner) if s.method == "ks" else s for s in stats]
         ncat = {name: len(p.categories) + 1 for name, p in reference.categorical.items()}
         if isinstance(reference.prediction, CategoricalProfile):
             ncat[PREDICTION_FEATURE] = len(reference.prediction.categories) + 1
-        return decide_drift(stats, self.settings.policy, ncat, state.events)
+        return decide_drift(stats, self.settings.policy, ncat, state.events, reference)
 
     @staticmethod
     def _exact(s: StatResult, state: WindowState, reference: ReferenceProfile, binner: FeatureBinner) -> StatResult:

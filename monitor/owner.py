@@ -304,7 +304,8 @@ class ModelOwner:
             return
         if len(m.warmup_rows) < need:
             return
-        profile = build_profile(name, pd.DataFrame(m.warmup_rows[:need]), built_at=rfc3339(rng.end))
+        profile = build_profile(name, pd.DataFrame(m.warmup_rows[:need]), built_at=rfc3339(rng.end),
+                                **self.settings.policy.build_overrides())
         m.warmup_rows = []
         self.book.add(profile)
         log.info("event=warmup_reference_built model=%s rows=%d", name, need)

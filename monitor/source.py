@@ -150,7 +150,8 @@ class ModelPartials:
     def use(self, reference: ReferenceProfile | None) -> None:
         """Bin with ``reference`` from now on (windows already open keep their rows and are binned at close)."""
         self.reference = reference
-        self.binner = FeatureBinner(reference) if reference is not None else None
+        self.binner = FeatureBinner(reference, "pca_recon" in self.settings.policy.enabled_methods) \
+            if reference is not None else None
         self.profile = profile_id(reference) if reference is not None else None
 
     @property
@@ -531,6 +532,7 @@ class SourceAggregator:
             state.num_counts, state.num_missing, state.num_oor = binned.num_counts, binned.num_missing, binned.num_oor
             state.cat_counts, state.cat_missing, state.cat_unseen = binned.cat_counts, binned.cat_missing, binned.cat_unseen
             state.raw = binned.raw
+            state.mv_n, state.mv_sum_micro, state.mv_sumsq_micro = binned.mv_n, binned.mv_sum_micro, binned.mv_sumsq_micro
         state.late += mp.unattributed_late
         state.invalid += mp.unattributed_invalid
         state.labels_unmatched += mp.unattributed_unmatched
