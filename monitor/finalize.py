@@ -19,6 +19,7 @@ from monitor.core.binning import FeatureBinner, StatResult
 from monitor.core.changepoint import ChangeDetector
 from monitor.core.drift.ks import ks_exact
 from monitor.core.explain import what_moved
+from monitor.core.multivariate import drifted_moved as multivariate_moved
 from monitor.core.policy import Policy, WindowFacts, decide_drift
 from monitor.core.reference import CategoricalProfile, NumericProfile, ReferenceProfile
 from monitor.points import drift_points, event_quality_point, performance_points, transition_points, window_points
@@ -162,7 +163,8 @@ class Finalizer:
             reference_accuracy=ref.performance.get("accuracy") if ref is not None else None,
             reference_missing=ref_missing,
             moved=what_moved(ref, binner.numeric_names, s.num_counts, binner.categorical_names, s.cat_counts,
-                             {d.feature for d in drift if d.drifted}) if binner is not None else {},
+                             {d.feature for d in drift if d.drifted}) | multivariate_moved(ref, drift)
+            if binner is not None else {},
             top_errors=s.error_top, reference_id=ref.content_hash if ref is not None else "",
         )
 

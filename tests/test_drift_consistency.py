@@ -70,3 +70,12 @@ def test_points_summary_and_alerts_agree_in_every_window(scenario):
         for f in firing - drifted:
             assert started[f] in drifted_windows[f]
     assert any(drifted_windows.values()), "the scenario's change must be flagged"
+
+
+def test_multivariate_alert_says_what_moved():
+    em = _replay("correlation_flip", windows=7, rate=6.0)
+    firing = [a for a in em.alerts if a.labels["alertname"] == "MultivariateDrift" and a.status == "firing"]
+    assert firing and firing[0].labels["feature"] == "__multivariate__"
+    text = " ".join(firing[0].annotations.values())
+    assert "mean reconstruction error" in text and "in the reference" in text, text
+    assert not [a for a in em.alerts if a.labels["alertname"] == "FeatureDrift"]  # no marginal moved

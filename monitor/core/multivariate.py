@@ -225,6 +225,30 @@ class MultivariateProfile:
                    float(d["ref_std"]), int(d["ref_n"]), grid, var, skew, float(d["structure"]))
 
 
+def moved(profile: MultivariateProfile, mean: float, n: int) -> str:
+    """The "what moved" line of a drifted window's multivariate statistic.
+
+    >>> import numpy as np
+    >>> p = MultivariateProfile(("a", "b"), (), np.zeros(2), np.ones(2), np.eye(2)[:, :1], (), (), 0.7, 1.0, 0.5,
+    ...                         1000, np.array([50, 100]), np.array([1e-3, 5e-4]), np.zeros(2))
+    >>> moved(p, 1.25, 4000)[:64]
+    'mean reconstruction error 1.25 vs 1 in the reference (+25%) over'
+    """
+    rel = mean / profile.ref_mean - 1.0 if profile.ref_mean > 0 else math.inf
+    return (f"mean reconstruction error {mean:.3g} vs {profile.ref_mean:.3g} in the reference ({rel:+.0%}) over {n} "
+            "events: the features no longer move together as they did")
+
+
+def drifted_moved(reference: Any, drift: Sequence[Any]) -> dict[str, str]:
+    """``{FEATURE: moved(...)}`` when the window's multivariate result is drifted, else ``{}``
+    (``reference``: a :class:`~monitor.core.reference.ReferenceProfile`; ``drift``: its DriftResults)."""
+    mv = getattr(reference, "multivariate", None)
+    for d in drift:
+        if d.feature == FEATURE and d.method == METHOD and d.drifted and mv is not None:
+            return {FEATURE: moved(mv, d.score, d.n)}
+    return {}
+
+
 def fit(numeric_names: Sequence[str], numeric: np.ndarray, categorical_names: Sequence[str],
         categorical: Sequence[Sequence[str | None]], frequencies: Sequence[Mapping[str, float]],
         other: Sequence[float], *, explained: float = EXPLAINED, resamples: int = 400,
