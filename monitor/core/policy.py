@@ -54,6 +54,11 @@ def decide_drift(
     thresholds. Every result of a feature carries the feature's verdict in ``drifted`` and its own in
     ``exceeds``.
     """
+    def used(s: StatResult) -> bool:  # ignored features and methods a feature does not use: not in the family
+        o = policy.features.get(s.feature)
+        return o is None or not (o.ignore or (o.methods is not None and s.method not in o.methods))
+
+    stats = [s for s in stats if used(s)] if policy.features else stats
     tests = [i for i, s in enumerate(stats) if s.method in TESTS and s.p_value is not None]
     significant: dict[str, bool] = {}
     if tests:
@@ -74,8 +79,6 @@ def decide_drift(
     flagged: set[str] = set()
     for idx, s in enumerate(stats):
         over = policy.features.get(s.feature)
-        if over is not None and (over.ignore or (over.methods is not None and s.method not in over.methods)):
-            continue  # ignored feature, or a method this feature does not use
         cfg = policy.method_config(s.feature, s.method)
         score = s.score
         if s.method == "chi2":

@@ -95,3 +95,14 @@ def test_build_leaves_out_ignored_and_forces_kinds(tmp_path):
         ("10115", "20095", "80331"), key=lambda c: -int((table["zip"].astype(str) == c).sum())))
     code = prof.numeric["code"]  # forced numeric: strings are missing, as they are at run time
     assert code.count == 10 and code.missing_rate == pytest.approx(1 - 10 / n)
+
+
+def test_ignored_features_are_not_in_the_multiple_testing_family(tmp_path):
+    """BH's step-up thresholds grow with the rank: an ignored feature's tiny p-value would lift a borderline
+    one (0.006 is rejected at rank 2 of 3, 2/3 x 0.01, but not at rank 1 of 2, 1/2 x 0.01)."""
+    p = _policy(tmp_path)
+    stats = [StatResult("user_id", "ks", 0.9, 1e-30, 1000), StatResult("age", "ks", 0.5, 0.006, 1000),
+             StatResult("x", "ks", 0.01, 0.5, 1000)]
+    out = {d.feature: d for d in decide_drift(stats, p, {}, 1000)}
+    assert "user_id" not in out and not out["age"].drifted
+    assert {d.feature: d.drifted for d in decide_drift(stats, PolicyConfig(), {}, 1000)}["age"]  # not ignored
