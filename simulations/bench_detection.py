@@ -322,9 +322,9 @@ def markdown(res: dict[str, Any]) -> str:
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name in monitors:
         s = res["overall"][name]
-        worst = max((lvl[name]["false_alarms_per_1000"] for lvl in res["sweep"].values() if name in lvl),
-                    default=math.nan)
-        lines.append(f"| {name} | {s['false_alarms_per_1000']:.1f} | {worst:.1f} | {s['changes']} | {s['missed']} | "
+        levels = [lvl[name]["false_alarms_per_1000"] for lvl in res["sweep"].values() if name in lvl]
+        worst = f"{max(levels):.1f}" if levels else "not run"
+        lines.append(f"| {name} | {s['false_alarms_per_1000']:.1f} | {worst} | {s['changes']} | {s['missed']} | "
                      f"{s['within_1_window']:.0%} | {s['mean_delay_windows']:.2f} |")
     lines += ["", "Per case: false alarms / 1,000 stable feature-windows; delay in windows (– no change, "
               "missed)", "", "| case (events/window) | " + " | ".join(monitors) + " |",
