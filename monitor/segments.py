@@ -86,7 +86,8 @@ class Segmenter:
                 other = values.index(OTHER)
                 for c in profile.categorical[name].categories:
                     slot.setdefault(c, other)
-            binners = [FeatureBinner(profs[v]) for v in values]
+            # no multivariate statistic per segment (its state is the model's): segment binners leave it out
+            binners = [FeatureBinner(profs[v], multivariate=False) for v in values]
             for b in binners:
                 b.exact_small_ks = False  # 2 × 21 small windows each time: Stephens' KS p-values, ~100× faster
             out.append(_Feature(name, binner.categorical_names.index(name), slot,
@@ -307,7 +308,7 @@ def noise_margins(policy: PolicyConfig, n: int, m: int) -> PolicyConfig:
     for name, cfg in policy.methods.items():
         add = margin.get(name)
         methods[name] = cfg if add is None else cfg.model_copy(update={
-            "warning": cfg.warning + add,
+            "warning": cfg.warning + add, "floor": cfg.floor + add,
             "effect_floor": cfg.effect_floor + add if cfg.effect_floor is not None else None})
     return policy.model_copy(update={"methods": methods})
 

@@ -152,7 +152,8 @@ class ModelPartials:
     def use(self, reference: ReferenceProfile | None) -> None:
         """Bin with ``reference`` from now on (windows already open keep their rows and are binned at close)."""
         self.reference = reference
-        self.binner = FeatureBinner(reference) if reference is not None else None
+        self.binner = FeatureBinner(reference, "pca_recon" in self.settings.policy.enabled_methods) \
+            if reference is not None else None
         self.profile = profile_id(reference) if reference is not None else None
         self.segmenter = segments.segmenter_for(self.binner, self.settings)
 
@@ -548,6 +549,7 @@ class SourceAggregator:
                 if state.segments is not None and seg_key in state.segments:
                     sub.perf = state.segments[seg_key].perf
             state.segments = binned.segments
+            state.mv_n, state.mv_sum_micro, state.mv_sumsq_micro = binned.mv_n, binned.mv_sum_micro, binned.mv_sumsq_micro
         state.late += mp.unattributed_late
         state.invalid += mp.unattributed_invalid
         state.labels_unmatched += mp.unattributed_unmatched

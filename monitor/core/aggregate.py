@@ -20,6 +20,7 @@ from river import metrics as rmetrics
 
 from monitor.core import topk
 from monitor.core.binning import FeatureBinner
+from monitor.core.multivariate import accumulate
 from monitor.core.sketch import LatencySketch
 from monitor.types import PREDICTION_FEATURE, PSEUDO_FEATURES, SCORE_FEATURE, FeatureValue, PredictionEvent
 
@@ -70,6 +71,8 @@ class Batch:
     latency: np.ndarray  # NaN = absent
     error: np.ndarray  # bool
     p_correct: np.ndarray  # CBPE probability the prediction is right, NaN without a score
+    cat_codes: np.ndarray | None = None  # (F_cat, N) category slots (FeatureBinner.categorical_codes)
+    recon: np.ndarray | None = None  # multivariate reconstruction error per event (None: off)
 
     @classmethod
     def build(cls, events: Sequence[PredictionEvent], binner: FeatureBinner | None) -> Batch:
@@ -86,7 +89,9 @@ class Batch:
             numeric = _numeric_block(events, feats, binner.numeric_names)
             categorical = [[v if type(v) is str else _to_category(v) for v in col]
                            for col in _columns(events, feats, binner.categorical_names)]
-        return cls(events, ts, numeric, categorical, latency, error, p_correct)
+        codes = binner.categorical_codes(categorical) if binner is not None and categorical else None
+        recon = binner.reconstruction_errors(numeric, codes) if binner is not None else None
+        return cls(events, ts, numeric, categorical, latency, error, p_correct, codes, recon)
 
 
 def _numeric_block(events: Sequence[PredictionEvent], feats: list[Mapping[str, FeatureValue]],
@@ -265,6 +270,10 @@ class WindowState:
     raw: list[list[np.ndarray]] | None = None
     #: per segment (``country=PL``) the state of the window's events in it (monitor/segments.py); None: none
     segments: dict[str, WindowState] | None = None
+    #: multivariate drift: events, Σ error and Σ error² in units of 1e-6 (integers: exact, order-independent)
+    mv_n: int = 0
+    mv_sum_micro: int = 0
+    mv_sumsq_micro: int = 0
 
     @classmethod
     def empty(cls, binner: FeatureBinner | None, exact: bool = False) -> WindowState:
@@ -309,6 +318,11 @@ class WindowState:
         pc = pc[~np.isnan(pc)]
         self.est_correct_nano += int(np.round(pc * 1e9).astype(np.int64).sum())
         self.est_n += int(pc.size)
+        if batch.recon is not None:
+            mv_n, mv_sum, mv_sumsq = accumulate(batch.recon[rows] if n != len(batch.events) else batch.recon)
+            self.mv_n += mv_n
+            self.mv_sum_micro += mv_sum
+            self.mv_sumsq_micro += mv_sumsq
         if binner is None or self.num_counts is None or batch.numeric is None:
             return
         assert self.num_missing is not None and self.num_oor is not None
@@ -323,13 +337,9 @@ class WindowState:
                 for j in range(values.shape[1]):
                     col = values[:, j]
                     self.raw[j].append(col[~np.isnan(col)])
-        if batch.categorical:
-            if n == len(batch.events):
-                cols: Sequence[Sequence[str | None]] = batch.categorical
-            else:
-                idx = rows.tolist()
-                cols = [[col[i] for i in idx] for col in batch.categorical]
-            counts, missing, unseen = binner.categorical_counts(cols)
+        if batch.cat_codes is not None:
+            codes = batch.cat_codes if n == len(batch.events) else batch.cat_codes[:, rows]
+            counts, missing, unseen = binner.categorical_counts_from_codes(codes)
             self.cat_counts += counts
             self.cat_missing += missing
             self.cat_unseen += unseen
@@ -342,7 +352,7 @@ class WindowState:
                 continue
             setattr(self, name, theirs.copy() if mine is None else mine + theirs)
         for name in ("events", "errors", "est_n", "est_correct_nano", "late", "invalid", "duplicates",
-                     "labels_unmatched"):
+                     "labels_unmatched", "mv_n", "mv_sum_micro", "mv_sumsq_micro"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.latency = self.latency.merge(other.latency)
         topk.add_counts(self.error_top, other.error_top)
@@ -364,7 +374,7 @@ class WindowState:
         """Bytes held by the mergeable state (bin counts and sketches)."""
         total = sum(a.nbytes for a in (self.num_counts, self.num_missing, self.num_oor, self.cat_counts,
                                        self.cat_missing, self.cat_unseen) if a is not None)
-        total += self.latency.nbytes()
+        total += self.latency.nbytes() + 3 * 8  # + the multivariate n / Σ / Σ² (int64-sized)
         if self.raw is not None:
             total += sum(a.nbytes for col in self.raw for a in col)
         if self.segments:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 
@@ -18,6 +19,9 @@ from monitor.core.drift.ks import ks_binned
 from monitor.core.drift.psi import psi
 from monitor.core.drift.twosample import chi2_2samp, js_2samp, ks_2samp_binned, psi_2samp, wasserstein_2samp
 from monitor.core.drift.wasserstein import wasserstein_binned
+from monitor.core.multivariate import FEATURE as MULTIVARIATE
+from monitor.core.multivariate import METHOD as MULTIVARIATE_METHOD
+from monitor.core.multivariate import UNIT as MULTIVARIATE_UNIT
 from monitor.core.reference import CategoricalProfile, NumericProfile, ReferenceProfile
 
 #: rows binned per block in :meth:`FeatureBinner.numeric_counts` (temporaries ~ ROW_BLOCK × F × 8 bytes)
@@ -157,7 +161,7 @@ class FeatureBinner:
     [('x', 'psi', 4.343), ('c', 'psi', 8.515), ('c', 'js', 0.707)]
     """
 
-    def __init__(self, profile: ReferenceProfile) -> None:
+    def __init__(self, profile: ReferenceProfile, multivariate: bool = True) -> None:
         self.profile = profile
         #: KS p-values of windows with n_eff < 1000 from the exact distribution (False: Stephens' approximation,
         #: for the many small windows of segments; :func:`~monitor.core.drift.ks.ks_binned`)
@@ -205,10 +209,20 @@ class FeatureBinner:
         self._psi_ref = self._coarse(self._num_ref)
         self._psi_mask = _pad([np.ones(p.psi_starts.size) for p in nums], self.n_psi_bins).astype(bool)
         # categorical lookups
-        self._cat_index = [{c: i for i, c in enumerate(p.categories)} for p in cats]
+        # None (missing) maps to -1; a category not in the reference to the unseen slot
+        self._cat_index: list[dict[str | None, int]] = [{None: -1, **{c: i for i, c in enumerate(p.categories)}}
+                                                       for p in cats]
         self._cat_unseen = [len(p.categories) for p in cats]
         self._cat_ref = _pad([p.proportions for p in cats], self.n_categorical_bins)
         self._cat_mask = _pad([np.ones(p.proportions.size) for p in cats], self.n_categorical_bins).astype(bool)
+        # multivariate reconstruction model (format-2 profiles; ``multivariate=False`` turns it off)
+        self.multivariate = profile.multivariate if multivariate else None
+        mv = self.multivariate
+        self._mv_num = [self.numeric_names.index(n) for n in mv.numeric] if mv is not None else []
+        self._mv_cat = [self.categorical_names.index(n) for n in mv.categorical] if mv is not None else []
+        # standardised frequency encoding per category slot (+ unseen slot, + missing as the last entry)
+        self._mv_tables = [mv.encode_table(i, cats[j].categories) for i, j in enumerate(self._mv_cat)] \
+            if mv is not None else []
 
     # -- counting -------------------------------------------------------------------------------
     def empty_numeric(self) -> np.ndarray:
@@ -257,23 +271,49 @@ class FeatureBinner:
                 self._grid.counts(block, counts, miss)
         return counts, missing, oor
 
+    def categorical_codes(self, columns: Sequence[Sequence[str | None]]) -> np.ndarray:
+        """``(F, N)`` int64 category index per value: the category's slot, the unseen slot
+        (``len(categories)``) for a category not in the reference, ``-1`` for a missing value."""
+        f = len(self.categorical_names)
+        n = len(columns[0]) if f else 0
+        out = np.empty((f, n), dtype=np.int64)
+        for j, col in enumerate(columns):
+            get = self._cat_index[j].get
+            out[j] = list(map(get, col, repeat(self._cat_unseen[j], n)))
+        return out
+
+    def categorical_counts_from_codes(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(counts, missing, unseen)`` from :meth:`categorical_codes` (one ``bincount`` for all features)."""
+        f, width = codes.shape[0], self.n_categorical_bins
+        present = codes >= 0
+        missing = (codes.shape[1] - present.sum(axis=1)).astype(np.int64)
+        flat = (codes + (np.arange(f, dtype=np.int64) * width)[:, None])[present]
+        counts = np.bincount(flat, minlength=f * width).reshape(f, width).astype(np.int64)
+        unseen = counts[np.arange(f), np.asarray(self._cat_unseen, dtype=np.int64)] if f else \
+            np.zeros(0, dtype=np.int64)
+        return counts, missing, unseen
+
     def categorical_counts(self, columns: Sequence[Sequence[str | None]]) -> tuple[np.ndarray, np.ndarray,
                                                                                    np.ndarray]:
         """Count categories per feature: ``(counts, missing, unseen)``; unseen go to the last real bin."""
-        f = len(self.categorical_names)
-        counts = self.empty_categorical()
-        missing = np.zeros(f, dtype=np.int64)
-        unseen = np.zeros(f, dtype=np.int64)
-        for j, col in enumerate(columns):
-            index, unseen_slot = self._cat_index[j], self._cat_unseen[j]
-            idx = [index.get(v, unseen_slot) if v is not None else -1 for v in col]
-            arr = np.fromiter(idx, dtype=np.int64, count=len(idx))
-            present = arr[arr >= 0]
-            missing[j] = arr.size - present.size
-            c = np.bincount(present, minlength=self.n_categorical_bins)
-            counts[j] += c
-            unseen[j] = c[unseen_slot]
-        return counts, missing, unseen
+        if not len(self.categorical_names):
+            z = np.zeros(0, dtype=np.int64)
+            return self.empty_categorical(), z, z.copy()
+        return self.categorical_counts_from_codes(self.categorical_codes(columns))
+
+    def reconstruction_errors(self, numeric: np.ndarray | None, codes: np.ndarray | None) -> np.ndarray | None:
+        """Per-row multivariate reconstruction error of a batch (``numeric`` as for :meth:`numeric_counts`,
+        ``codes`` from :meth:`categorical_codes`); None without a multivariate model."""
+        mv = self.multivariate
+        if mv is None or numeric is None:
+            return None
+        z = np.empty((numeric.shape[0], mv.width), dtype=np.float64)
+        k = len(self._mv_num)
+        z[:, :k] = mv.standardize_numeric(numeric[:, self._mv_num])
+        for i, (j, table) in enumerate(zip(self._mv_cat, self._mv_tables, strict=True)):
+            assert codes is not None
+            z[:, k + i] = table[codes[j]]  # code -1 (missing) takes the table's last entry
+        return mv.errors_standardized(z)
 
     # -- statistics -----------------------------------------------------------------------------
     def _coarse(self, fine: np.ndarray) -> np.ndarray:
@@ -282,9 +322,20 @@ class FeatureBinner:
         return out.reshape(f, width)[:, : self.n_psi_bins]
 
     def drift(self, num_counts: np.ndarray, cat_counts: np.ndarray,
-              methods: Collection[str] = ("psi", "ks", "wasserstein", "chi2", "js")) -> list[StatResult]:
-        """Every enabled statistic for every feature with data in the window (vectorised over features)."""
+              methods: Collection[str] = ("psi", "ks", "wasserstein", "chi2", "js", "pca_recon"),
+              multivariate: tuple[int, int, int] | None = None) -> list[StatResult]:
+        """Every enabled statistic for every feature with data in the window (vectorised over features).
+
+        ``multivariate`` is the window's ``(n, Σ e, Σ e²)`` of reconstruction errors (fixed point, see
+        :func:`monitor.core.multivariate.accumulate`): it adds the ``__multivariate__``/``pca_recon``
+        result (score: mean error; p-value: one-sided test against the reference's mean).
+        """
         out: list[StatResult] = []
+        mv = self.multivariate
+        if mv is not None and multivariate is not None and multivariate[0] > 0 and MULTIVARIATE_METHOD in methods:
+            n = multivariate[0]
+            mean = multivariate[1] / MULTIVARIATE_UNIT / n
+            out.append(StatResult(MULTIVARIATE, MULTIVARIATE_METHOD, mean, mv.p_value(n, mean), n))
         if len(self.numeric_names):
             n = num_counts.sum(axis=1)
             cols: dict[str, tuple[np.ndarray, np.ndarray | None, np.ndarray | None]] = {}
