@@ -379,10 +379,10 @@ SCENARIOS: dict[str, ScenarioSpec] = {s.name: s for s in (
     ScenarioSpec("multi_model", "3 models at 5/20/50 events/s (at --rate 20); only 'churn' drifts (x3 +1 sd "
                  "from window 4)", models=("fraud", "churn", "ranker"), rates=(0.25, 1.0, 2.5),
                  changes=(Change("x3", "mean_shift", 4, None, 1.0, model="churn"),)),
-    ScenarioSpec("segment_shift", "only country=PL (5% of traffic) moves: its amount +0.8 sd from window 4, while "
+    ScenarioSpec("segment_shift", "only country=PL (5% of traffic) moves: its amount +0.25 sd from window 4, while "
                  "the whole model and every other segment stay put; monitored with segments [country, device], "
                  "at 4x the given rate so that PL has enough events per window",
-                 changes=(Change("amount", "mean_shift", 4, None, 0.8, segment="country=PL"),),
+                 changes=(Change("amount", "mean_shift", 4, None, 0.25, segment="country=PL"),),
                  countries=(("US", 0.38), ("DE", 0.2), ("FR", 0.15), ("GB", 0.12), ("IN", 0.1), ("PL", 0.05)),
                  segments=("country", "device"), rates=(4.0,)),
     ScenarioSpec("mixed", "end to end: amount +1 sd from window 4, latency x3 in windows 6-7, 25% errors in "
