@@ -226,6 +226,14 @@ def drift() -> dict[str, Any]:
             f'SELECT max("score") FROM "drift" WHERE {COMMON} AND {BASELINE} AND "feature" =~ /^__(prediction|score)__$/ '
             f'AND "method" = \'psi\' AND $timeFilter {gf}', alias="$tag_feature")],
             thresholds=[("green", None), ("orange", 0.1), ("red", 0.25)]),
+        lay.panel("Multivariate drift against training: mean PCA reconstruction error", score_and_threshold(
+            "pca_recon", f'{COMMON} AND "feature" = \'__multivariate__\' AND "baseline" = \'\'', gf), w=24,
+            extra=THRESHOLD_OVERRIDE,
+            description="How well the reference's PCA reconstructs this window's events (feature "
+                        "__multivariate__): it rises when features stop moving together as they did in the "
+                        "reference, even with every marginal unchanged; dashed: the calibrated threshold. "
+                        "Always against the training profile: trailing/seasonal baselines have no "
+                        "multivariate statistic."),
         lay.panel("Missing rate", [target(
             f'SELECT mean("missing_rate") FROM "data_quality" WHERE {feat} AND $timeFilter {gf}',
             alias="$tag_feature")], w=8, unit="percentunit"),

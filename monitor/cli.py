@@ -80,8 +80,14 @@ def reference_build(
     segment_max_values: Annotated[int, typer.Option(
         min=1, help="Per segment feature, the N most frequent values get a segment; the rest pool into "
                     "__other__ (as `segment_max_values` in the config).")] = 20,
+    resamples: Annotated[int, typer.Option(
+        min=50, help="Draws per window size when calibrating each statistic's null distribution.")] = 400,
+    calibrate: Annotated[bool, typer.Option(
+        help="Calibrate thresholds and fit the multivariate model (docs/reference.md).")] = True,
+    config: ConfigOpt = None,
 ) -> None:
-    """Build a reference profile from a table of reference data."""
+    """Build a reference profile from a table of reference data (``policy.features`` of the config: ignored
+    features are left out, forced kinds applied)."""
     from monitor.core.reference import build_profile, read_table
     from monitor.core.segment_profiles import with_segments
 
@@ -90,9 +96,11 @@ def reference_build(
     if out_path.is_dir():
         raise fail(f"--out {out_path} is a directory; give the profile's file name, e.g. {out_path / (model + '.json')}")
     features = [f.strip() for f in segments.split(",") if f.strip()]
+    overrides = settings_or_exit(config).policy.build_overrides() if config is not None else {}
     try:
         table = read_table(data)
-        profile = build_profile(model, table, fine_bins=fine_bins, psi_bins=psi_bins, ks_sample_size=ks_sample)
+        profile = build_profile(model, table, fine_bins=fine_bins, psi_bins=psi_bins, ks_sample_size=ks_sample,
+                                calibrate=calibrate, resamples=resamples, **overrides)
         if features:
             profile = with_segments(profile, table, features, segment_max_values, fine_bins=fine_bins,
                                     psi_bins=psi_bins)
@@ -113,6 +121,10 @@ def reference_build(
     for name, cat in profile.categorical.items():
         t.add_row(name, "categorical", str(len(cat.categories)), f"{cat.missing_rate:.1%}")
     out.print(t)
+    mv = profile.multivariate
+    if mv is not None:
+        out.print(f"multivariate drift: {mv.width} features, {mv.components.shape[1]} PCA components "
+                  f"({mv.explained:.0%} of the variance), reference mean reconstruction error {mv.ref_mean:.3f}")
     for feature, values in profile.segments.items():
         out.print(f"segments of {feature}: " + ", ".join(f"{v} ({p.rows:,} rows)" for v, p in values.items()))
     if profile.performance:

@@ -41,8 +41,8 @@ from monitor.config_types import (
 from monitor.names import check_name
 
 #: the drift statistics Driftline computes
-Method = Literal["psi", "ks", "wasserstein", "chi2", "js"]
-METHODS: tuple[Method, ...] = ("psi", "ks", "wasserstein", "chi2", "js")
+Method = Literal["psi", "ks", "wasserstein", "chi2", "js", "pca_recon"]
+METHODS: tuple[Method, ...] = ("psi", "ks", "wasserstein", "chi2", "js", "pca_recon")
 #: Driftline's event fields (monitor.events.CANONICAL_FIELDS), which ``fields`` maps to producers' names
 EventField = Literal["model", "request_id", "timestamp", "features", "prediction", "label", "model_version",
                      "score", "latency_ms", "error"]
@@ -59,13 +59,17 @@ Rate = Annotated[float, Field(ge=0.0, le=1.0)]
 
 class MethodThresholds(BaseModel):
     """Thresholds of one drift statistic. For tests (ks, chi2) ``alpha`` is the BH false-discovery rate
-    and ``effect_floor`` the minimum effect size (KS D, Cramér's V) that may page."""
+    and ``effect_floor`` the minimum effect size (KS D, Cramér's V) that may page with an uncalibrated
+    (format 1) reference. With a calibrated reference a statistic must exceed its calibrated threshold
+    for the window's size and the practical ``floor`` (for ``pca_recon``: a relative increase of the
+    mean reconstruction error over the reference's)."""
 
     model_config = ConfigDict(extra="forbid")
     warning: Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
     critical: Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
     alpha: Annotated[float, Field(gt=0.0, lt=1.0)] | None = None
     effect_floor: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] | None = None
+    floor: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] = 0.0
 
     @model_validator(mode="after")
     def _ordered(self) -> MethodThresholds:
@@ -74,18 +78,56 @@ class MethodThresholds(BaseModel):
         return self
 
 
+class MethodOverride(BaseModel):
+    """Per-feature changes to one method's thresholds (unset keys keep the policy's)."""
+
+    model_config = ConfigDict(extra="forbid")
+    warning: float | None = None
+    critical: float | None = None
+    alpha: float | None = None
+    effect_floor: float | None = None
+    floor: float | None = None
+
+
+FEATURE_METHODS = ("psi", "ks", "wasserstein", "chi2", "js")
+
+
+class FeatureOverride(BaseModel):
+    """Overrides for one feature (``policy.features.<name>``).
+
+    ``ignore``: no drift for it, and ``reference build`` leaves it out (also of the multivariate model);
+    ``kind``: read it as numeric or categorical when building a reference, whatever its column type;
+    ``methods``: the statistics reported for it and deciding its verdict; ``thresholds``: per method."""
+
+    model_config = ConfigDict(extra="forbid")
+    ignore: bool = False
+    kind: Literal["numeric", "categorical"] | None = None
+    methods: list[str] | None = None
+    thresholds: dict[str, MethodOverride] = Field(default_factory=dict)
+
+    @field_validator("methods")
+    @classmethod
+    def _known_methods(cls, v: list[str] | None) -> list[str] | None:
+        bad = [m for m in v or [] if m not in FEATURE_METHODS]
+        if bad:
+            raise ValueError(f"unknown method(s) {bad}; choose from {list(FEATURE_METHODS)}")
+        return v
+
+
 def _default_methods() -> dict[str, MethodThresholds]:
+    # floors: chosen with the detection benchmark (docs/bench-detection/, README "Detection quality")
     return {
-        "psi": MethodThresholds(warning=0.1, critical=0.25),
-        "ks": MethodThresholds(warning=0.1, critical=0.2, alpha=0.01, effect_floor=0.1),
-        "chi2": MethodThresholds(warning=0.1, critical=0.2, alpha=0.01, effect_floor=0.1),
-        "js": MethodThresholds(warning=0.1, critical=0.2),
-        "wasserstein": MethodThresholds(warning=0.1, critical=0.3),
+        "psi": MethodThresholds(warning=0.1, critical=0.25, floor=0.02),
+        "ks": MethodThresholds(warning=0.1, critical=0.2, alpha=0.01, effect_floor=0.1, floor=0.04),
+        "chi2": MethodThresholds(warning=0.1, critical=0.2, alpha=0.01, effect_floor=0.1, floor=0.04),
+        "js": MethodThresholds(warning=0.1, critical=0.2, floor=0.04),
+        "wasserstein": MethodThresholds(warning=0.1, critical=0.3, floor=0.05),
+        "pca_recon": MethodThresholds(warning=0.05, critical=0.2, alpha=0.01, floor=0.02),
     }
 
 
 def _default_decision_methods() -> list[Method]:
-    return ["psi", "ks", "chi2"]
+    return ["psi", "ks", "chi2", "pca_recon"]
 
 
 class PolicyConfig(BaseModel):
@@ -93,11 +135,16 @@ class PolicyConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     methods: dict[str, MethodThresholds] = Field(default_factory=_default_methods)
-    #: statistics computed per feature (numeric: psi, ks, wasserstein; categorical: psi, chi2, js)
+    #: statistics computed per feature (numeric: psi, ks, wasserstein; categorical: psi, chi2, js) and
+    #: for the model (pca_recon: multivariate drift, feature ``__multivariate__``; leave it out to turn
+    #: multivariate drift off)
     enabled_methods: list[Method] = Field(default_factory=lambda: list(METHODS))
     #: statistics whose verdict makes a feature "drifted" (pages, retraining, drift_summary); the others
-    #: (js, wasserstein) are reported with their own ``drifted`` flag but never page on their own
+    #: (js, wasserstein) are reported with their own ``exceeds`` flag but never page on their own
     decision_methods: list[Method] = Field(default_factory=_default_decision_methods)
+    #: calibrated references: a statistic must exceed this quantile of its null distribution at the
+    #: window's size (besides BH significance and the method's practical floor)
+    calibration_level: float = Field(default=0.99999, gt=0.5, lt=1.0)
     #: the distance whose warning/critical thresholds set a drifted feature's severity
     severity_method: Method = "psi"
     #: windows with fewer events than this report drift but never flag it
@@ -132,6 +179,22 @@ class PolicyConfig(BaseModel):
     latency_change_z: float = Field(default=5.0, gt=0)
     latency_change_min_ratio: float = Field(default=1.1, ge=1)
     change_history_windows: int = Field(default=12, ge=3)
+    #: per-feature overrides, e.g. ``{amount: {methods: [psi, ks], thresholds: {psi: {warning: 0.2}}},
+    #: user_id: {ignore: true}, zip: {kind: categorical}}``
+    features: dict[str, FeatureOverride] = Field(default_factory=dict)
+
+    def method_config(self, feature: str, method: str) -> MethodThresholds | None:
+        """``methods[method]`` with ``feature``'s threshold overrides applied."""
+        base = self.methods.get(method)
+        over = self.features.get(feature)
+        if base is None or over is None or method not in over.thresholds:
+            return base
+        return base.model_copy(update=over.thresholds[method].model_dump(exclude_none=True))
+
+    def build_overrides(self) -> dict[str, Any]:
+        """``build_profile`` keyword arguments from ``features``: ignored columns and forced kinds."""
+        return {"ignore": [f for f, o in self.features.items() if o.ignore],
+                "kinds": {f: o.kind for f, o in self.features.items() if o.kind is not None}}
 
     @field_validator("methods", mode="before")
     @classmethod

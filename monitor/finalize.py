@@ -21,6 +21,7 @@ from monitor.core.binning import FeatureBinner, StatResult
 from monitor.core.changepoint import ChangeDetector
 from monitor.core.drift.ks import ks_exact
 from monitor.core.explain import what_moved
+from monitor.core.multivariate import drifted_moved as multivariate_moved
 from monitor.core.policy import Policy, WindowFacts, decide_drift
 from monitor.core.reference import CategoricalProfile, NumericProfile, ReferenceProfile
 from monitor.points import drift_points, event_quality_point, performance_points, transition_points, window_points
@@ -124,7 +125,8 @@ class Finalizer:
         """The raw statistics of a window (none without bins or reference)."""
         if binner is None or reference is None or state.num_counts is None or state.cat_counts is None:
             return []
-        stats = binner.drift(state.num_counts, state.cat_counts, self.settings.policy.enabled_methods)
+        stats = binner.drift(state.num_counts, state.cat_counts, self.settings.policy.enabled_methods,
+                             (state.mv_n, state.mv_sum_micro, state.mv_sumsq_micro))
         if state.raw is not None:
             stats = [self._exact(s, state, reference, binner) if s.method == "ks" else s for s in stats]
         return stats
@@ -138,7 +140,7 @@ class Finalizer:
         ncat = {name: len(p.categories) + 1 for name, p in reference.categorical.items()}
         if isinstance(reference.prediction, CategoricalProfile):
             ncat[PREDICTION_FEATURE] = len(reference.prediction.categories) + 1
-        return decide_drift(stats, policy or self.settings.policy, ncat, events, significant)
+        return decide_drift(stats, policy or self.settings.policy, ncat, events, reference, significant)
 
     @staticmethod
     def _exact(s: StatResult, state: WindowState, reference: ReferenceProfile, binner: FeatureBinner) -> StatResult:
@@ -181,7 +183,8 @@ class Finalizer:
             reference_accuracy=ref.performance.get("accuracy") if ref is not None else None,
             reference_missing=ref_missing,
             moved=what_moved(ref, binner.numeric_names, s.num_counts, binner.categorical_names, s.cat_counts,
-                             {d.feature for d in drift if d.drifted}) if binner is not None else {},
+                             {d.feature for d in drift if d.drifted}) | multivariate_moved(ref, drift)
+            if binner is not None else {},
             top_errors=s.error_top, reference_id=ref.content_hash if ref is not None else "",
         )
 

@@ -311,7 +311,7 @@ class ModelOwner:
         if len(m.warmup_rows) < need:
             return
         rows = pd.DataFrame(m.warmup_rows[:need])
-        profile = build_profile(name, rows, built_at=rfc3339(rng.end))
+        profile = build_profile(name, rows, built_at=rfc3339(rng.end), **self.settings.policy.build_overrides())
         if self.settings.segments:
             profile = with_segments(profile, rows, self.settings.segments, self.settings.segment_max_values,
                                     strict=False)

@@ -57,7 +57,8 @@ def drift_points(drift: Sequence[DriftResult], tags: Tags, t_ns: int, policy: Po
         if not math.isfinite(d.score):
             continue
         fields = clean_fields((("score", float(d.score)), ("p_value", d.p_value),
-                                ("threshold", float(d.threshold)), ("drifted", d.drifted), ("n", int(d.n))))
+                                ("threshold", float(d.threshold)), ("drifted", d.drifted),
+                                ("exceeds", d.exceeds), ("n", int(d.n))))
         pts.append(MetricPoint("drift", (*tags, ("feature", d.feature), ("method", d.method)), fields, t_ns))
     if drift:
         features = {d.feature for d in drift}

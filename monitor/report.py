@@ -224,7 +224,8 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[object]],
 
 
 def _drift_summary(g: Group, table_id: str) -> str:
-    """Per feature: windows with any drifted statistic / windows with drift points, max PSI, max KS D."""
+    """Per feature (and ``__multivariate__``): windows the policy flagged (``drifted``) / windows with drift
+    points, max PSI, max KS D, max mean PCA reconstruction error."""
     windows: dict[str, set[int]] = defaultdict(set)
     drifted: dict[str, set[int]] = defaultdict(set)
     max_score: dict[tuple[str, str], float] = {}
@@ -244,7 +245,8 @@ def _drift_summary(g: Group, table_id: str) -> str:
     def fmt(key: tuple[str, str]) -> str:
         return f"{max_score[key]:.3g}" if key in max_score else "–"
 
-    rows = [(feature_label(f), f"{len(drifted[f])} / {len(windows[f])}", fmt((f, "psi")), fmt((f, "ks")))
+    rows = [(feature_label(f), f"{len(drifted[f])} / {len(windows[f])}", fmt((f, "psi")), fmt((f, "ks")),
+             fmt((f, "pca_recon")))
             for f in sorted(windows)]
     classes = ["drifted" if drifted[f] else "" for f in sorted(windows)]
     summary = [p for p in g.points if p.measurement == "drift_summary"]
@@ -257,7 +259,8 @@ def _drift_summary(g: Group, table_id: str) -> str:
         note += ("<p class=\"note\">" + "; ".join(f"{html.escape(feature_label(f))}: the drift of the model's "
                                                    f"<code>{f.strip('_')}</code> (feature tag <code>{f}</code> in the "
                                                    "metrics)" for f in pseudo) + ".</p>")
-    return note + _table(["feature", "windows drifted / total", "max PSI", "max KS D"], rows, classes, table_id)
+    return note + _table(["feature", "windows drifted / total", "max PSI", "max KS D", "max PCA recon error"],
+                         rows, classes, table_id)
 
 
 _CSS = ("body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1250px;padding:0 1em;color:#222}"

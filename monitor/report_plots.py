@@ -32,7 +32,7 @@ DPI = 100
 KINDS = ("critical", "warning", "resolved", "retraining")
 #: readable names for the pseudo-features: a thin ``_`` vanishes in a scaled screenshot ("  score  ")
 FEATURE_LABELS = {SCORE_FEATURE: "score (model output)", PREDICTION_FEATURE: "prediction (model output)",
-                  EVENT_FEATURE: "whole event"}
+                  EVENT_FEATURE: "whole event", "__multivariate__": "all features together (multivariate)"}
 
 
 def feature_label(name: str) -> str:

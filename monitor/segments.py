@@ -86,7 +86,8 @@ class Segmenter:
                 other = values.index(OTHER)
                 for c in profile.categorical[name].categories:
                     slot.setdefault(c, other)
-            binners = [FeatureBinner(profs[v]) for v in values]
+            # no multivariate statistic per segment (its state is the model's): segment binners leave it out
+            binners = [FeatureBinner(profs[v], multivariate=False) for v in values]
             for b in binners:
                 b.exact_small_ks = False  # 2 × 21 small windows each time: Stephens' KS p-values, ~100× faster
             out.append(_Feature(name, binner.categorical_names.index(name), slot,
@@ -127,7 +128,7 @@ class Segmenter:
         # a segment feature's slot per category code (the unseen code and missing, -1: no segment)
         slots = [table[codes[f.column]] for f, table in zip(self.features, self.slot_tables, strict=True)]
         # the sub-states' view of the batch: categorical counts come from the codes instead
-        view = replace(batch, cat_codes=None)
+        view = replace(batch, cat_codes=None, recon=None)  # (and no multivariate statistic per segment)
         return Assignment(slots, np.ascontiguousarray(codes), view)
 
     def _slot_table(self, f: _Feature) -> np.ndarray:
@@ -314,7 +315,7 @@ def noise_margins(policy: PolicyConfig, n: int, m: int) -> PolicyConfig:
     for name, cfg in policy.methods.items():
         add = margin.get(name)
         methods[name] = cfg if add is None else cfg.model_copy(update={
-            "warning": cfg.warning + add,
+            "warning": cfg.warning + add, "floor": cfg.floor + add,
             "effect_floor": cfg.effect_floor + add if cfg.effect_floor is not None else None})
     return policy.model_copy(update={"methods": methods})
 

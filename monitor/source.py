@@ -152,7 +152,7 @@ class ModelPartials:
     late_events: int = 0
 
     #: the binner of a reference (shared, so rows binned ahead of observing are binned for the same binner)
-    binners: Callable[[ReferenceProfile], FeatureBinner] = FeatureBinner
+    binners: Callable[[ReferenceProfile], FeatureBinner] | None = None
 
     def __post_init__(self) -> None:
         self.use(self.reference)
@@ -160,7 +160,8 @@ class ModelPartials:
     def use(self, reference: ReferenceProfile | None) -> None:
         """Bin with ``reference`` from now on (windows already open keep their rows and are binned at close)."""
         self.reference = reference
-        self.binner = self.binners(reference) if reference is not None else None
+        binners = self.binners or partial(_cached_binner, {}, multivariate=multivariate_on(self.settings))
+        self.binner = binners(reference) if reference is not None else None
         self.profile = profile_id(reference) if reference is not None else None
         self.segmenter = segments.segmenter_for(self.binner, self.settings)
 
@@ -220,13 +221,14 @@ class SourceAggregator:
         if mp is not None:
             return mp.binner
         ref = self.references(model)
-        return _cached_binner(self._binners, ref) if ref is not None else None
+        return _cached_binner(self._binners, ref, multivariate_on(self.settings)) if ref is not None else None
 
     def model(self, name: str) -> ModelPartials:
         mp = self.models.get(name)
         if mp is None:
             mp = self.models[name] = ModelPartials(name, self.settings, self.spec, reference=self.references(name),
-                                                   binners=partial(_cached_binner, self._binners))
+                                                   binners=partial(_cached_binner, self._binners,
+                                                                   multivariate=multivariate_on(self.settings)))
         return mp
 
     def observe(self, events: Sequence[PredictionEvent | LabelEvent], now: float | None = None,
@@ -651,6 +653,7 @@ class SourceAggregator:
                 if state.segments is not None and seg_key in state.segments:
                     sub.perf = state.segments[seg_key].perf
             state.segments = binned.segments
+            state.mv_n, state.mv_sum_micro, state.mv_sumsq_micro = binned.mv_n, binned.mv_sum_micro, binned.mv_sumsq_micro
         state.late += mp.unattributed_late
         state.invalid += mp.unattributed_invalid
         state.labels_unmatched += mp.unattributed_unmatched
@@ -789,12 +792,17 @@ class SourceAggregator:
         return sum(m.late_events for m in self.models.values())
 
 
-def _cached_binner(cache: dict[int, tuple[ReferenceProfile, FeatureBinner]], reference: ReferenceProfile
-                   ) -> FeatureBinner:
+def multivariate_on(settings: MonitorSettings) -> bool:
+    """Whether binners compute per-event multivariate reconstruction errors (``pca_recon`` is enabled)."""
+    return "pca_recon" in settings.policy.enabled_methods
+
+
+def _cached_binner(cache: dict[int, tuple[ReferenceProfile, FeatureBinner]], reference: ReferenceProfile,
+                   multivariate: bool = True) -> FeatureBinner:
     """One binner per reference profile (a source's models and its batch decoder share it)."""
     got = cache.get(id(reference))
     if got is None or got[0] is not reference:
-        got = cache[id(reference)] = (reference, FeatureBinner(reference))
+        got = cache[id(reference)] = (reference, FeatureBinner(reference, multivariate))
     return got[1]
 
 

@@ -218,6 +218,9 @@ class DriftResult:
     p_value: float | None = None
     #: documented error bound for binned approximations (binned KS), else None
     error_bound: float | None = None
+    #: this method's own verdict: significant (when the feature has a test) and beyond ``threshold``.
+    #: ``drifted`` is the policy's verdict for the feature, the same on every method of the feature.
+    exceeds: bool = False
 
 
 def fingerprint(labels: Mapping[str, str]) -> str:

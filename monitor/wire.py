@@ -127,6 +127,10 @@ class State(msgspec.Struct, array_like=True, omit_defaults=True):
     segments: dict[str, State] | None = None
     num_mismatch: Array | None = None
     cat_mismatch: Array | None = None
+    #: multivariate drift sums (appended last: array_like structs of an older version still decode)
+    mv_n: int = 0
+    mv_sum_micro: int = 0
+    mv_sumsq_micro: int = 0
 
 
 class Extras(msgspec.Struct, array_like=True):
@@ -143,7 +147,8 @@ class Extras(msgspec.Struct, array_like=True):
 
 _ARRAYS = ("num_counts", "num_missing", "num_oor", "cat_counts", "cat_missing", "cat_unseen", "num_mismatch",
            "cat_mismatch")
-_INTS = ("events", "errors", "est_correct_nano", "est_n", "late", "invalid", "duplicates", "labels_unmatched")
+_INTS = ("events", "errors", "est_correct_nano", "est_n", "late", "invalid", "duplicates", "labels_unmatched",
+         "mv_n", "mv_sum_micro", "mv_sumsq_micro")
 #: every WindowState field and how it travels; tests/test_wire.py fails when a new field is missing here
 WIRE_FIELDS = frozenset((*_ARRAYS, *_INTS, "latency", "perf", "raw", "error_top", "segments"))
 

@@ -4,7 +4,7 @@
 
 Detection (also part of ``python -m simulations.bench_detection``):
 
-* ``segment_shift``: only country=PL (5 % of traffic) moves (amount +2 sd from window 4), ~4,000 events per
+* ``segment_shift``: only country=PL (5 % of traffic) moves (amount +0.25 sd from window 4), ~4,000 events per
   5-minute window; monitored with ``segments: [country, device]``. Per seed: is PL flagged in window 4 (its
   first), do the whole model's points and every other segment stay quiet (no feature flagged by a decision
   method), and which alerts fire.
@@ -132,7 +132,7 @@ def detection(seeds: int = 3, windows: int = 10, rate: float = 3.4) -> dict[str,
 
 def markdown(res: dict[str, Any]) -> str:
     """Two tables: the segment-only shift per seed, and the stable scenarios with segments off and on."""
-    lines = ["**Segment-only shift** (`segment_shift`: country=PL, 5 % of traffic, amount +2 sd from window 4; "
+    lines = ["**Segment-only shift** (`segment_shift`: country=PL, 5 % of traffic, amount +0.25 sd from window 4; "
              "segments [country, device])", "",
              "| seed | events / window | PL flagged in its first window | PL windows flagged | whole model and "
              "other segments quiet | alerts |", "| ---: | ---: | --- | --- | --- | --- |"]

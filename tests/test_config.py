@@ -67,10 +67,10 @@ def test_durations_are_parsed_once_and_keep_their_text():
     ("window: yes", {}, "window: invalid duration True"),
     ("policy:\n  retrain_cooldown: banana", {}, "policy.retrain_cooldown: invalid duration 'banana'"),
     ("policy:\n  enabled_methods: [psi, pis]", {}, "policy.enabled_methods.1: Input should be 'psi', 'ks', "
-     "'wasserstein', 'chi2' or 'js' (got 'pis'; did you mean 'psi'?)"),
+     "'wasserstein', 'chi2', 'js' or 'pca_recon' (got 'pis'; did you mean 'psi'?)"),
     ("policy:\n  decision_methods: [psi, kss]", {}, "did you mean 'ks'?"),
     ("policy:\n  severity_method: jss", {}, "policy.severity_method: Input should be"),
-    ("policy:\n  enabled_methods: [psi]\n", {}, "decision_methods ['ks', 'chi2'] are not in enabled_methods"),
+    ("policy:\n  enabled_methods: [psi]\n", {}, "decision_methods ['ks', 'chi2', 'pca_recon'] are not in enabled_methods"),
     ("policy:\n  methods:\n    pis: {warning: 0.1, critical: 0.2}", {}, "unknown method 'pis'"),
     ("policy:\n  methods:\n    psi: {warning: 0.3, critical: 0.2}", {}, "critical (0.2) must be >= warning (0.3)"),
     ("policy:\n  min_window_events: -1", {}, "policy.min_window_events: Input should be greater than or equal to 0"),
@@ -140,7 +140,7 @@ def test_known_variables_are_not_flagged(tmp_path, monkeypatch):
     assert s.fields == {"model": "model_name"} and s.policy.min_labels == 3 and s.window_s == 120
     assert s.baselines.trailing is not None and s.baselines.trailing.length == "2d"
     assert s.policy.methods["psi"].warning == 0.2 and s.policy.methods["psi"].critical == 0.25  # merged per key
-    assert set(s.policy.methods) == {"psi", "ks", "chi2", "js", "wasserstein"}
+    assert set(s.policy.methods) == {"psi", "ks", "chi2", "js", "wasserstein", "pca_recon"}
 
 
 def test_yaml_is_parsed_safely(tmp_path):

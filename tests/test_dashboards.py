@@ -60,7 +60,7 @@ def test_the_measurements_doc_parses() -> None:
     doc = documented()
     assert {"drift", "drift_summary", "latency", "errors", "throughput", "performance", "data_quality", "alerts",
             "retraining", "driftline_worker"} <= set(doc)
-    assert {"score", "p_value", "threshold", "drifted", "n"} == doc["drift"]["fields"]
+    assert {"score", "p_value", "threshold", "drifted", "exceeds", "n"} == doc["drift"]["fields"]
     assert {"late", "duplicates", "invalid"} <= doc["data_quality"]["fields"]
     assert {"model", "feature", "method", "window", "model_version"} <= doc["drift"]["tags"]
 
@@ -228,15 +228,22 @@ def check_custom(board: str, v: dict[str, Any]) -> None:
 
 
 def test_drift_queries_follow_the_baseline_variable() -> None:
-    """Every panel reading drift or drift_summary filters on the baseline picked (untagged = training) —
+    """Every panel reading drift or drift_summary filters on the baseline picked (untagged = training), or
+    pins the training comparison explicitly (the multivariate statistic exists against training only) —
     except the segment panels: segments are compared with the training profile only (no baseline tag)."""
+    pinned = 0
     for b in BOARDS:
         board = load(b)
         names = {v["name"] for v in board["templating"]["list"]}
         for title, q in queries(board):
             if re.search(r'FROM "drift(_summary)?"', q) and not title.startswith("variable") \
                     and '"segment" != \'\'' not in q:
+                if '"baseline" = \'\'' in q:
+                    pinned += 1
+                    assert "training" in title.lower() and "__multivariate__" in q, f"{b.name} / {title}"
+                    continue
                 assert "baseline" in names and '"baseline" =~ /^${baseline:raw}$/' in q, f"{b.name} / {title}"
+    assert pinned == 2  # the multivariate panel's score and threshold
 
 
 def test_panels_do_not_overlap() -> None:
@@ -255,8 +262,8 @@ def test_the_issues_panels_are_there() -> None:
     titles = {load(b)["uid"]: " | ".join(p["title"] for p in load(b)["panels"]).lower() for b in BOARDS}
     for word in ("throughput", "latency", "error rate", "accuracy", "drifted features", "open alerts"):
         assert word in titles["driftline-fleet"], word
-    for word in ("heatmap", "psi", "ks", "p-values", "prediction and score", "missing", "out-of-range", "unseen",
-                 "invalid"):
+    for word in ("heatmap", "psi", "ks", "p-values", "prediction and score", "multivariate", "missing",
+                 "out-of-range", "unseen", "invalid"):
         assert word in titles["driftline-drift"], word
     for word in ("events/s", "window lag", "sink queue", "dlq", "retraining"):
         assert word in titles["driftline-ops"], word

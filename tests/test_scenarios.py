@@ -33,9 +33,9 @@ from monitor.scenarios.produce import normalize_bootstrap, produce_events
 T0 = DEFAULT_START
 SMALL = {"windows": 12, "window_s": 20.0, "rate": 5.0}  # ~100 predictions per window and model
 JITTER_BOUND_S = 10.0  # the generator jitters by at most 4 s; the default allowed lateness is 60 s
-TARGETS = {"__prediction__", "__score__", "latency", "errors", "accuracy"}
+TARGETS = {"__prediction__", "__score__", "__multivariate__", "latency", "errors", "accuracy"}
 KINDS = {"mean_shift", "gradual", "new_category", "latency_regression", "error_burst", "accuracy_drop",
-         "concept_drift", "score_shift", "seasonal", "rhythm"}
+         "concept_drift", "score_shift", "seasonal", "rhythm", "correlation_flip"}
 PREDICTION_FIELDS = {"model", "model_version", "request_id", "timestamp", "features", "prediction", "score",
                      "latency_ms", "error"}
 
@@ -459,7 +459,23 @@ def test_segment_shift_moves_one_five_percent_segment_only() -> None:
     pl_b, pl_a = before[before["country"] == "PL"], after[after["country"] == "PL"]
     rest_b, rest_a = before[before["country"] != "PL"], after[after["country"] != "PL"]
     sd = 31.2
-    assert 1.5 * sd < pl_a["amount"].mean() - pl_b["amount"].mean() < 2.5 * sd
+    assert 0.15 * sd < pl_a["amount"].mean() - pl_b["amount"].mean() < 0.35 * sd
     assert abs(rest_a["amount"].mean() - rest_b["amount"].mean()) < 0.1 * sd
     ref = spec.reference(rows=20_000, seed=0)["fraud"]
     assert abs((ref["country"] == "PL").mean() - 0.05) < 0.01
+
+
+def test_correlation_flip_changes_only_how_x3_and_x4_move_together() -> None:
+    spec = get_scenario("correlation_flip")
+    ref = spec.reference(rows=20_000, seed=1)["fraud"]
+    assert abs(np.corrcoef(ref["x3"], ref["x4"])[0, 1] - 0.85) < 0.02
+    events = [e for e in spec.events(seed=1, windows=8, window_s=60.0, rate=50.0)
+              if isinstance(e, dict) and "features" in e]
+    w = np.array([int((e["timestamp"] if isinstance(e["timestamp"], float) else 0) - T0) // 60 for e in events])
+    x3 = np.array([e["features"]["x3"] for e in events])
+    x4 = np.array([e["features"]["x4"] for e in events])
+    ok = np.array([isinstance(e["timestamp"], float) for e in events])
+    before, after = ok & (w < 5), ok & (w >= 5)
+    assert np.corrcoef(x3[before], x4[before])[0, 1] > 0.8 and np.corrcoef(x3[after], x4[after])[0, 1] < -0.8
+    for x in (x3, x4):  # marginals unchanged: N(0, 1) before and after
+        assert abs(x[after].mean() - x[before].mean()) < 0.1 and abs(x[after].std() / x[before].std() - 1) < 0.1

@@ -222,10 +222,10 @@ def test_the_cli_names_the_reference_file_and_the_setting(frame: pd.DataFrame, t
 
 # -- the pipeline --------------------------------------------------------------------------------------------------
 def test_only_the_moved_segment_flags_and_the_alert_names_it(profile: ReferenceProfile):
-    """PL (5 %) moves by 2 sd of income from window 2: flagged in its first window; the whole model and the
+    """PL (5 %) moves by 0.8 sd of income from window 2: flagged in its first window; the whole model and the
     other segments stay quiet; the page says which segment, the retraining request names it."""
     st = settings_(policy={"retrain_consecutive_windows": 2})
-    evs = [e for w in range(5) for e in events(4000, T0 + w * 300, 299, seed=w, pl_shift=20.0 if w >= 2 else 0.0)]
+    evs = [e for w in range(5) for e in events(4000, T0 + w * 300, 299, seed=w, pl_shift=8.0 if w >= 2 else 0.0)]
     pts, alerts, retrain = run(Monitor(st, {"m": profile}), evs)
     decision = st.policy.decision_methods
     flagged = {(p.tag("segment") or "", window(p)) for p in pts
@@ -331,7 +331,7 @@ def test_segment_alerts_and_baselines_survive_a_takeover(profile: ReferenceProfi
     """The owner's checkpoint carries each segment's open alerts and baselines: a new owner does not page again."""
     st = settings_()
     first = Monitor(st, {"m": profile})
-    evs = [e for w in range(3) for e in events(4000, T0 + w * 300, 299, seed=w, pl_shift=20.0 if w >= 1 else 0.0)]
+    evs = [e for w in range(3) for e in events(4000, T0 + w * 300, 299, seed=w, pl_shift=8.0 if w >= 1 else 0.0)]
     _, alerts, _ = run(first, evs)
     assert any(a.labels.get("segment") == "country=PL" for a in alerts)
     cp = orjson.loads(orjson.dumps(first.owner.checkpoint("m")))
@@ -340,7 +340,7 @@ def test_segment_alerts_and_baselines_survive_a_takeover(profile: ReferenceProfi
     second = Monitor(st, {"m": profile})
     second.owner.restore(cp)
     assert second.owner.finalizer.policy.state("m", "v1") == state
-    later = [e for e in events(4000, T0 + 3 * 300, 299, seed=9, pl_shift=20.0)]
+    later = [e for e in events(4000, T0 + 3 * 300, 299, seed=9, pl_shift=8.0)]
     _, again, _ = run(second, later)
     assert not [a for a in again if a.status == "firing"]  # still firing from before: no new page
 
@@ -350,7 +350,7 @@ def test_a_warm_up_profile_is_built_with_the_configured_segments():
     open when it arrives are binned at close, segments included."""
     st = settings_(warmup_events=3000)
     mon = Monitor(st, {})
-    evs = [e for w in range(4) for e in events(2000, T0 + w * 300, 299, seed=w, pl_shift=20.0 if w >= 3 else 0.0)]
+    evs = [e for w in range(4) for e in events(2000, T0 + w * 300, 299, seed=w, pl_shift=8.0 if w >= 3 else 0.0)]
     pts, _, _ = run(mon, evs)
     prof = mon.book.get("m")
     assert prof is not None and list(prof.segments) == ["country", "device"]

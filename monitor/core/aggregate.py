@@ -21,6 +21,7 @@ from river import metrics as rmetrics
 
 from monitor.core import topk
 from monitor.core.binning import FeatureBinner
+from monitor.core.multivariate import accumulate
 from monitor.core.sketch import LatencySketch
 from monitor.types import PREDICTION_FEATURE, PSEUDO_FEATURES, SCORE_FEATURE, FeatureValue, PredictionEvent
 
@@ -138,6 +139,7 @@ class Batch:
     cat_mismatch: np.ndarray | None = None
     #: error message per row (None: no error)
     error_text: Sequence[str | None] | None = None
+    recon: np.ndarray | None = None  # multivariate reconstruction error per event (None: off)
 
     @classmethod
     def build(cls, events: Sequence[PredictionEvent], binner: FeatureBinner | None,
@@ -159,8 +161,9 @@ class Batch:
             block = FeatureBlock.of_events(events, binner)
         if binner is None or block is None:
             return cls(events, ts, None, None, latency, error, p_correct, error_text=errors)
+        recon = binner.reconstruction_errors(block.numeric, block.cat_codes)
         return cls(events, ts, block.numeric, block.cat_codes, latency, error, p_correct, block.num_mismatch,
-                   block.cat_mismatch, errors)
+                   block.cat_mismatch, errors, recon)
 
 
 def _optional_floats(values: list[float | None]) -> np.ndarray:
@@ -397,6 +400,10 @@ class WindowState:
     raw: list[list[np.ndarray]] | None = None
     #: per segment (``country=PL``) the state of the window's events in it (monitor/segments.py); None: none
     segments: dict[str, WindowState] | None = None
+    #: multivariate drift: events, Σ error and Σ error² in units of 1e-6 (integers: exact, order-independent)
+    mv_n: int = 0
+    mv_sum_micro: int = 0
+    mv_sumsq_micro: int = 0
 
     @classmethod
     def empty(cls, binner: FeatureBinner | None, exact: bool = False) -> WindowState:
@@ -447,6 +454,11 @@ class WindowState:
         pc = pc[~np.isnan(pc)]
         self.est_correct_nano += int(np.round(pc * 1e9).astype(np.int64).sum())
         self.est_n += int(pc.size)
+        if batch.recon is not None:
+            mv_n, mv_sum, mv_sumsq = accumulate(batch.recon[rows] if n != len(batch.events) else batch.recon)
+            self.mv_n += mv_n
+            self.mv_sum_micro += mv_sum
+            self.mv_sumsq_micro += mv_sumsq
         if binner is None or self.num_counts is None or batch.numeric is None:
             return
         assert self.num_missing is not None and self.num_oor is not None
@@ -483,7 +495,7 @@ class WindowState:
                 continue
             setattr(self, name, theirs.copy() if mine is None else mine + theirs)
         for name in ("events", "errors", "est_n", "est_correct_nano", "late", "invalid", "duplicates",
-                     "labels_unmatched"):
+                     "labels_unmatched", "mv_n", "mv_sum_micro", "mv_sumsq_micro"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.latency = self.latency.merge(other.latency)
         topk.add_counts(self.error_top, other.error_top)
@@ -506,7 +518,7 @@ class WindowState:
         total = sum(a.nbytes for a in (self.num_counts, self.num_missing, self.num_oor, self.cat_counts,
                                        self.cat_missing, self.cat_unseen, self.num_mismatch, self.cat_mismatch)
                     if a is not None)
-        total += self.latency.nbytes()
+        total += self.latency.nbytes() + 3 * 8  # + the multivariate n / Σ / Σ² (int64-sized)
         if self.raw is not None:
             total += sum(a.nbytes for col in self.raw for a in col)
         if self.segments:

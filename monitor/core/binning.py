@@ -18,6 +18,9 @@ from monitor.core.drift.ks import ks_binned
 from monitor.core.drift.psi import psi
 from monitor.core.drift.twosample import chi2_2samp, js_2samp, ks_2samp_binned, psi_2samp, wasserstein_2samp
 from monitor.core.drift.wasserstein import wasserstein_binned
+from monitor.core.multivariate import FEATURE as MULTIVARIATE
+from monitor.core.multivariate import METHOD as MULTIVARIATE_METHOD
+from monitor.core.multivariate import UNIT as MULTIVARIATE_UNIT
 from monitor.core.reference import CategoricalProfile, NumericProfile, ReferenceProfile
 
 #: rows binned per block in :meth:`FeatureBinner.numeric_counts` (temporaries ~ ROW_BLOCK × F × 8 bytes)
@@ -171,7 +174,7 @@ class FeatureBinner:
     [('x', 'psi', 4.343), ('c', 'psi', 8.515), ('c', 'js', 0.707)]
     """
 
-    def __init__(self, profile: ReferenceProfile) -> None:
+    def __init__(self, profile: ReferenceProfile, multivariate: bool = True) -> None:
         self.profile = profile
         #: KS p-values of windows with n_eff < 1000 from the exact distribution (False: Stephens' approximation,
         #: for the many small windows of segments; :func:`~monitor.core.drift.ks.ks_binned`)
@@ -225,6 +228,14 @@ class FeatureBinner:
                                                                           strict=True)]
         self._cat_ref = _pad([p.proportions for p in cats], self.n_categorical_bins)
         self._cat_mask = _pad([np.ones(p.proportions.size) for p in cats], self.n_categorical_bins).astype(bool)
+        # multivariate reconstruction model (format-2 profiles; ``multivariate=False`` turns it off)
+        self.multivariate = profile.multivariate if multivariate else None
+        mv = self.multivariate
+        self._mv_num = [self.numeric_names.index(n) for n in mv.numeric] if mv is not None else []
+        self._mv_cat = [self.categorical_names.index(n) for n in mv.categorical] if mv is not None else []
+        # standardised frequency encoding per category slot (+ unseen slot, + missing as the last entry)
+        self._mv_tables = [mv.encode_table(i, cats[j].categories) for i, j in enumerate(self._mv_cat)] \
+            if mv is not None else []
 
     # -- counting -------------------------------------------------------------------------------
     def empty_numeric(self) -> np.ndarray:
@@ -306,6 +317,20 @@ class FeatureBinner:
             np.zeros(0, dtype=np.int64)
         return counts, missing, unseen
 
+    def reconstruction_errors(self, numeric: np.ndarray | None, codes: np.ndarray | None) -> np.ndarray | None:
+        """Per-row multivariate reconstruction error of a batch (``numeric`` as for :meth:`numeric_counts`,
+        ``codes`` from :meth:`category_codes`); None without a multivariate model."""
+        mv = self.multivariate
+        if mv is None or numeric is None:
+            return None
+        z = np.empty((numeric.shape[0], mv.width), dtype=np.float64)
+        k = len(self._mv_num)
+        z[:, :k] = mv.standardize_numeric(numeric[:, self._mv_num])
+        for i, (j, table) in enumerate(zip(self._mv_cat, self._mv_tables, strict=True)):
+            assert codes is not None
+            z[:, k + i] = table[codes[:, j]]  # code -1 (missing) takes the table's last entry
+        return mv.errors_standardized(z)
+
     # -- statistics -----------------------------------------------------------------------------
     def _coarse(self, fine: np.ndarray) -> np.ndarray:
         f, width = fine.shape[0], self.n_psi_bins + 1
@@ -313,9 +338,20 @@ class FeatureBinner:
         return out.reshape(f, width)[:, : self.n_psi_bins]
 
     def drift(self, num_counts: np.ndarray, cat_counts: np.ndarray,
-              methods: Collection[str] = ("psi", "ks", "wasserstein", "chi2", "js")) -> list[StatResult]:
-        """Every enabled statistic for every feature with data in the window (vectorised over features)."""
+              methods: Collection[str] = ("psi", "ks", "wasserstein", "chi2", "js", "pca_recon"),
+              multivariate: tuple[int, int, int] | None = None) -> list[StatResult]:
+        """Every enabled statistic for every feature with data in the window (vectorised over features).
+
+        ``multivariate`` is the window's ``(n, Σ e, Σ e²)`` of reconstruction errors (fixed point, see
+        :func:`monitor.core.multivariate.accumulate`): it adds the ``__multivariate__``/``pca_recon``
+        result (score: mean error; p-value: one-sided test against the reference's mean).
+        """
         out: list[StatResult] = []
+        mv = self.multivariate
+        if mv is not None and multivariate is not None and multivariate[0] > 0 and MULTIVARIATE_METHOD in methods:
+            n = multivariate[0]
+            mean = multivariate[1] / MULTIVARIATE_UNIT / n
+            out.append(StatResult(MULTIVARIATE, MULTIVARIATE_METHOD, mean, mv.p_value(n, mean), n))
         if len(self.numeric_names):
             n = num_counts.sum(axis=1)
             cols: dict[str, tuple[np.ndarray, np.ndarray | None, np.ndarray | None]] = {}

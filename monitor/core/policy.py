@@ -3,15 +3,19 @@
 Input: a closed window's statistics. Output: drift decisions, alert transitions (firing/resolved) and
 retraining requests. Pure: no clock (times are event times), no I/O.
 
-Drift decision for one window (all features' tests form one family):
+Drift decision for one window (all tests of the window form one family):
 
-1. KS (numeric) and χ² (categorical) p-values are corrected with Benjamini–Hochberg at ``alpha``.
-2. A test flags a feature only if it is significant *and* its effect size clears a floor (KS D, or
-   Cramér's V for χ²), so a 100k-event window does not page on a trivial shift.
-3. Distances (PSI, JS, Wasserstein) flag only when above their warning threshold *and* the feature's
-   test is significant, so small windows do not page on sampling noise.
-4. A feature is drifted when any of its statistics flags; its severity comes from PSI's
-   warning/critical thresholds.
+1. KS (numeric), χ² (categorical) and the multivariate reconstruction test (``pca_recon``) p-values are
+   corrected together with Benjamini–Hochberg at ``alpha``.
+2. A statistic *exceeds* when the feature's test is significant *and* the statistic is beyond its
+   threshold. With a calibrated reference (format 2) the threshold is the larger of the statistic's
+   null quantile at ``calibration_level`` for the window's size (simulated from the reference at build
+   time, :mod:`monitor.core.calibration`) and a small practical ``floor`` per method, so a small window
+   does not page on sampling noise and a huge one not on a trivial shift. With a format-1 reference:
+   the fixed effect floors (KS D, Cramér's V) and the distances' warning thresholds.
+3. A feature is *drifted* when a decision method (``decision_methods``) exceeds in a window of at least
+   ``min_window_events``; every point of the feature carries that verdict (``drifted``) and its own
+   (``exceeds``). Severity comes from PSI's warning/critical thresholds.
 """
 
 from __future__ import annotations
@@ -26,9 +30,12 @@ from monitor.config import PolicyConfig
 from monitor.core import alerttext, explain, segment_policy
 from monitor.core.binning import StatResult
 from monitor.core.drift.multitest import benjamini_hochberg
+from monitor.core.multivariate import FEATURE as MULTIVARIATE
+from monitor.core.multivariate import METHOD as MULTIVARIATE_METHOD
+from monitor.core.reference import ReferenceProfile
 from monitor.types import Alert, DriftResult, Evidence, RetrainRequest, WindowRange, rfc3339
 
-TESTS = ("ks", "chi2")
+TESTS = ("ks", "chi2", MULTIVARIATE_METHOD)
 PSEUDO_FEATURES = ("__prediction__", "__score__")
 
 
@@ -36,6 +43,12 @@ def family_alpha(policy: PolicyConfig, methods: Iterable[str] = TESTS) -> float:
     """The false-discovery rate of a window's test family: the smallest ``alpha`` of its test methods."""
     cfgs = [policy.methods.get(m) for m in methods]
     return min((c.alpha if c is not None and c.alpha else 0.01 for c in cfgs), default=0.01)
+
+
+def _used(policy: PolicyConfig, s: StatResult) -> bool:
+    """Ignored features and methods a feature does not use are not in the test family (policy.features)."""
+    o = policy.features.get(s.feature)
+    return o is None or not (o.ignore or (o.methods is not None and s.method not in o.methods))
 
 
 def joint_significance(groups: Sequence[Sequence[StatResult]], policy: PolicyConfig) -> list[dict[str, bool]]:
@@ -48,7 +61,8 @@ def joint_significance(groups: Sequence[Sequence[StatResult]], policy: PolicyCon
     >>> joint_significance([a, b], PolicyConfig())
     [{'x': True}, {'x': False, 'y': True}]
     """
-    tests = [(g, s) for g, stats in enumerate(groups) for s in stats if s.method in TESTS and s.p_value is not None]
+    tests = [(g, s) for g, stats in enumerate(groups) for s in stats
+             if s.method in TESTS and s.p_value is not None and _used(policy, s)]
     out: list[dict[str, bool]] = [{} for _ in groups]
     if tests:
         alpha = family_alpha(policy, {s.method for _, s in tests})
@@ -63,41 +77,64 @@ def decide_drift(
     policy: PolicyConfig,
     n_categories: Mapping[str, int],
     window_events: int,
+    reference: ReferenceProfile | None = None,
     significant: Mapping[str, bool] | None = None,
 ) -> list[DriftResult]:
-    """Apply BH, effect floors and thresholds to one window's statistics (see module docstring).
+    """Apply BH, thresholds and floors to one window's statistics (see module docstring).
 
-    ``significant`` (feature → a discovery) replaces the window's own BH when the family is larger than
-    ``stats`` (the model's and its segments' tests: :func:`joint_significance`)."""
+    With a calibrated ``reference`` each statistic's threshold is the larger of its calibrated null
+    quantile at ``policy.calibration_level`` for the statistic's ``n`` and the method's practical
+    ``floor``; otherwise (format-1 or uncalibrated profile) the fixed effect floors and warning
+    thresholds. Every result of a feature carries the feature's verdict in ``drifted`` and its own in
+    ``exceeds``. ``significant`` (feature → a discovery) replaces the window's own BH when the family is
+    larger than ``stats`` (the model's and its segments' tests: :func:`joint_significance`).
+    """
+    stats = [s for s in stats if _used(policy, s)] if policy.features else stats
     if significant is None:
         significant = joint_significance([stats], policy)[0]
     enough = window_events >= policy.min_window_events
-    out: list[DriftResult] = []
-    for s in stats:
-        cfg = policy.methods.get(s.method)
+    calibrated = reference is not None and reference.calibrated
+    wanted = [i for i, s in enumerate(stats) if s.method in policy.methods and reference is not None
+              and (calibrated or s.feature == MULTIVARIATE)]
+    null = dict(zip(wanted, reference.null_thresholds(
+        [(stats[i].feature, stats[i].method, stats[i].n) for i in wanted], policy.calibration_level),
+        strict=True)) if reference is not None and wanted else {}
+    rows: list[tuple[StatResult, float, float, bool]] = []
+    flagged: set[str] = set()
+    for idx, s in enumerate(stats):
+        over = policy.features.get(s.feature)
+        cfg = policy.method_config(s.feature, s.method)
         score = s.score
         if s.method == "chi2":
             k = max(n_categories.get(s.feature, 2) - 1, 1)
             score = math.sqrt(s.score / (s.n * k)) if s.n > 0 else 0.0  # Cramér's V
         if cfg is None:
-            out.append(DriftResult(s.feature, s.method, score, math.nan, False, s.n, s.p_value, s.error_bound))
+            rows.append((s, score, math.nan, False))
             continue
         sig = significant.get(s.feature, True)  # no test for this feature: distances decide alone
-        if s.method in TESTS:
-            floor = cfg.effect_floor if cfg.effect_floor is not None else cfg.warning
-            threshold = floor
-            drifted = sig and score >= floor
+        cal = null.get(idx)
+        if cal is not None and reference is not None:
+            floor = cfg.floor
+            if s.method == MULTIVARIATE_METHOD and reference.multivariate is not None:
+                floor = reference.multivariate.ref_mean * (1.0 + cfg.floor)
+            threshold = max(cal, floor)
+        elif s.method in TESTS:
+            threshold = cfg.effect_floor if cfg.effect_floor is not None else cfg.warning
         else:
             threshold = cfg.warning
-            drifted = sig and score >= cfg.warning
-        out.append(DriftResult(s.feature, s.method, float(score), float(threshold), bool(drifted and enough),
-                               s.n, s.p_value, s.error_bound))
-    return out
+        exceeds = sig and score >= threshold
+        deciding = s.method in (over.methods if over is not None and over.methods is not None
+                                else policy.decision_methods)
+        if exceeds and enough and deciding:
+            flagged.add(s.feature)
+        rows.append((s, score, threshold, exceeds))
+    return [DriftResult(s.feature, s.method, float(score), float(threshold), s.feature in flagged, s.n,
+                        s.p_value, s.error_bound, bool(exceeds)) for s, score, threshold, exceeds in rows]
 
 
 def drifted_features(drift: Sequence[DriftResult], policy: PolicyConfig) -> set[str]:
-    """Features flagged by a decision method (``policy.decision_methods``)."""
-    return {d.feature for d in drift if d.drifted and d.method in policy.decision_methods}
+    """Features the policy flagged in the window (``drifted``: the same on every result of a feature)."""
+    return {d.feature for d in drift if d.drifted}
 
 
 @dataclass
@@ -269,12 +306,13 @@ class Policy:
         by_feature: dict[str, list[DriftResult]] = {}
         for d in drift:
             by_feature.setdefault(d.feature, []).append(d)
-        sev_cfg = c.methods.get(c.severity_method)
         for feature, results in by_feature.items():
-            drifted = [d for d in results if d.drifted and d.method in c.decision_methods]
+            sev_cfg = c.method_config(feature, c.severity_method)
+            drifted = [d for d in results if d.drifted and d.exceeds]  # the methods that flagged it
             sev_result = next((d for d in results if d.method == c.severity_method), results[0])
             has_sev = sev_cfg is not None and sev_result.method == c.severity_method
-            name = "PredictionDrift" if feature in PSEUDO_FEATURES else "FeatureDrift"
+            name = "PredictionDrift" if feature in PSEUDO_FEATURES else \
+                "MultivariateDrift" if feature == MULTIVARIATE else "FeatureDrift"
             severity = None
             if drifted:
                 severity = "warning"

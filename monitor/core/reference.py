@@ -5,14 +5,21 @@ proportions per bin, coarse PSI bins aligned to the reference deciles, summary s
 sample for exact KS. Discrete features (few distinct values) get one bin per value; constant features
 a single edge. Categorical features get category frequencies plus an unseen bucket. The JSON file is
 versioned (``format_version``) and parsed without eval or pickle.
+
+Format 2 (this version) adds, per feature, the null distribution of each drift statistic as a function
+of the window size (``null``, see :mod:`monitor.core.calibration`) and a ``multivariate`` section (the
+PCA reconstruction model, :mod:`monitor.core.multivariate`). Format 1 files still load: they have
+neither, so the policy falls back to fixed effect floors and a warning asks for a rebuild.
+docs/reference.md describes the file.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,10 +29,17 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from monitor.core import calibrate_profile, calibration, multivariate
+from monitor.core.calibration import NullModel, nulls_from_dict, nulls_to_dict
+from monitor.core.multivariate import MultivariateProfile
+from monitor.core.tables import OUTPUTS as OUTPUTS
+from monitor.core.tables import read_table as read_table
 from monitor.names import check_name
 
-FORMAT_VERSION = 1
-OUTPUTS = ("score", "prediction", "label")
+FORMAT_VERSION = 2
+#: formats this version reads (1: no calibration, no multivariate model)
+READABLE_VERSIONS = (1, 2)
+log = logging.getLogger(__name__)
 IGNORED = ("request_id", "timestamp", "model", "model_version", "latency_ms", "error")
 
 
@@ -45,13 +59,18 @@ class NumericProfile:
     std: float
     ks_sample: np.ndarray
     discrete: bool
+    #: per method, the statistic's null distribution as a function of the window size (format 2)
+    null: Mapping[str, NullModel] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": "numeric", "name": self.name, "edges": self.edges.tolist(),
-                "proportions": self.proportions.tolist(), "psi_starts": self.psi_starts.tolist(),
-                "count": self.count, "missing_rate": self.missing_rate, "min": self.min, "max": self.max,
-                "mean": self.mean, "std": self.std, "ks_sample": self.ks_sample.tolist(),
-                "discrete": self.discrete}
+        out = {"kind": "numeric", "name": self.name, "edges": self.edges.tolist(),
+               "proportions": self.proportions.tolist(), "psi_starts": self.psi_starts.tolist(),
+               "count": self.count, "missing_rate": self.missing_rate, "min": self.min, "max": self.max,
+               "mean": self.mean, "std": self.std, "ks_sample": self.ks_sample.tolist(),
+               "discrete": self.discrete}
+        if self.null is not None:
+            out["null"] = nulls_to_dict(self.null)
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> NumericProfile:
@@ -75,7 +94,8 @@ class NumericProfile:
                    missing_rate=float(d["missing_rate"]), min=float(d["min"]), max=float(d["max"]),
                    mean=float(d["mean"]), std=float(d["std"]),
                    ks_sample=np.sort(sample),
-                   discrete=bool(d["discrete"]))
+                   discrete=bool(d["discrete"]),
+                   null=nulls_from_dict(d["null"], f"feature {name!r}") if d.get("null") else None)
 
 
 @dataclass(frozen=True)
@@ -87,11 +107,15 @@ class CategoricalProfile:
     proportions: np.ndarray
     count: int
     missing_rate: float
+    null: Mapping[str, NullModel] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": "categorical", "name": self.name, "categories": list(self.categories),
-                "proportions": self.proportions.tolist(), "count": self.count,
-                "missing_rate": self.missing_rate}
+        out = {"kind": "categorical", "name": self.name, "categories": list(self.categories),
+               "proportions": self.proportions.tolist(), "count": self.count,
+               "missing_rate": self.missing_rate}
+        if self.null is not None:
+            out["null"] = nulls_to_dict(self.null)
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> CategoricalProfile:
@@ -102,7 +126,8 @@ class CategoricalProfile:
         if len(set(cats)) != len(cats):
             raise ValueError(f"feature {d['name']!r}: categories must be distinct")
         _check_proportions(str(d["name"]), props)
-        return cls(str(d["name"]), cats, props, int(d["count"]), float(d["missing_rate"]))
+        null = nulls_from_dict(d["null"], f"feature {d['name']!r}") if d.get("null") else None
+        return cls(str(d["name"]), cats, props, int(d["count"]), float(d["missing_rate"]), null)
 
 
 Profile = NumericProfile | CategoricalProfile
@@ -139,6 +164,30 @@ class ReferenceProfile:
     #: per segment feature, per value (most frequent first, then ``__other__``) the profile of the reference
     #: rows with that value (:mod:`monitor.core.segment_profiles`); empty: built without segments
     segments: Mapping[str, Mapping[str, ReferenceProfile]] = field(default_factory=dict)
+    multivariate: MultivariateProfile | None = None
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether every feature carries its null distributions (format 2 built with calibration)."""
+        profs = [*self.numeric.values(), *self.categorical.values(), self.score, self.prediction]
+        return all(p.null is not None for p in profs if p is not None)
+
+    def feature(self, name: str) -> Profile | None:
+        """The profile of a feature, ``__score__`` or ``__prediction__``."""
+        if name == "__score__":
+            return self.score
+        if name == "__prediction__":
+            return self.prediction
+        return self.numeric.get(name) or self.categorical.get(name)
+
+    def null_threshold(self, feature: str, method: str, n: int, level: float) -> float | None:
+        """Calibrated threshold of ``method`` on ``feature`` for a window of ``n`` values (None: uncalibrated)."""
+        if feature == multivariate.FEATURE:
+            mv = self.multivariate
+            return mv.threshold(n, level) if mv is not None and method == multivariate.METHOD else None
+        prof = self.feature(feature)
+        model = prof.null.get(method) if prof is not None and prof.null is not None else None
+        return None if model is None else model.threshold(n, level)
 
     def __post_init__(self) -> None:
         # these names become InfluxDB tags: refuse what the line protocol cannot carry (monitor.names)
@@ -150,6 +199,24 @@ class ReferenceProfile:
                 raise ValueError("a feature name is empty")
             check_name(name, "feature name")
 
+    def null_thresholds(self, requests: Sequence[tuple[str, str, int]], level: float) -> list[float | None]:
+        """:meth:`null_threshold` for many ``(feature, method, n)`` at once (one vectorised quantile call)."""
+        out: list[float | None] = [None] * len(requests)
+        batch: list[tuple[NullModel, float]] = []
+        where: list[int] = []
+        for i, (feature, method, n) in enumerate(requests):
+            if feature == multivariate.FEATURE:
+                out[i] = self.null_threshold(feature, method, n, level)
+                continue
+            prof = self.feature(feature)
+            model = prof.null.get(method) if prof is not None and prof.null is not None else None
+            if model is not None:
+                batch.append((model, float(n)))
+                where.append(i)
+        for i, t in zip(where, calibration.thresholds(batch, level), strict=True):
+            out[i] = t
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         out = {
             "format_version": self.format_version, "model": self.model, "built_at": self.built_at,
@@ -158,6 +225,7 @@ class ReferenceProfile:
             "categorical": [p.to_dict() for p in self.categorical.values()],
             "prediction": self.prediction.to_dict() if self.prediction is not None else None,
             "score": self.score.to_dict() if self.score is not None else None,
+            "multivariate": self.multivariate.to_dict() if self.multivariate is not None else None,
         }
         if self.segments:  # only when present: a profile without segments keeps its content hash
             out["segments"] = {feature: [{"value": value, "profile": prof.to_dict()} for value, prof in values.items()]
@@ -165,13 +233,15 @@ class ReferenceProfile:
         return out
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ReferenceProfile:
+    def from_dict(cls, d: Mapping[str, Any], quiet: bool = False) -> ReferenceProfile:
+        """A profile from its JSON form (``quiet``: no warning for an uncalibrated profile — segment profiles,
+        whose thresholds come from the model's policy with noise margins)."""
         if not isinstance(d, Mapping):
             raise ValueError("a reference profile must be a JSON object")
         version = d.get("format_version")
-        if version != FORMAT_VERSION:
+        if version not in READABLE_VERSIONS:
             raise ValueError(f"unsupported reference format_version {version!r} (this Driftline reads "
-                             f"{FORMAT_VERSION}); rebuild it with `monitor reference build`")
+                             f"{', '.join(map(str, READABLE_VERSIONS))}); rebuild it with `monitor reference build`")
         try:
             numeric = {p["name"]: NumericProfile.from_dict(p) for p in d["numeric"]}
             categorical = {p["name"]: CategoricalProfile.from_dict(p) for p in d["categorical"]}
@@ -182,10 +252,17 @@ class ReferenceProfile:
             task = d.get("task")
             if task not in (None, "classification", "regression"):
                 raise ValueError(f"unknown task {task!r}")
-            return cls(model=str(d["model"]), built_at=str(d["built_at"]), rows=int(d["rows"]),
+            mv = MultivariateProfile.from_dict(d["multivariate"]) if d.get("multivariate") else None
+            prof = cls(model=str(d["model"]), built_at=str(d["built_at"]), rows=int(d["rows"]),
                        numeric=numeric, categorical=categorical, prediction=pred, score=score, task=task,
                        performance={str(k): float(v) for k, v in (d.get("performance") or {}).items()},
-                       segments=_segments_from_dict(d.get("segments")))
+                       segments=_segments_from_dict(d.get("segments")),
+                       format_version=int(version), multivariate=mv)
+            if not prof.calibrated and not quiet:
+                log.warning("reference profile of model %r (format %s) has no calibrated thresholds: fixed "
+                            "effect floors are used and there is no multivariate drift; rebuild it with "
+                            "`monitor reference build`", prof.model, version)
+            return prof
         except KeyError as exc:
             raise ValueError(f"reference profile is missing key {exc.args[0]!r}") from None
         except (TypeError, AttributeError) as exc:
@@ -231,74 +308,13 @@ def _segments_from_dict(d: Any) -> dict[str, dict[str, ReferenceProfile]]:
             value = str(entry["value"])
             check_name(f"{feature}={value}", "segment")  # the value becomes a tag: segment=<feature>=<value>
             try:
-                prof = ReferenceProfile.from_dict(entry["profile"])
+                prof = ReferenceProfile.from_dict(entry["profile"], quiet=True)
             except ValueError as exc:
                 raise ValueError(f"segment {feature}={value}: {exc}") from None
             if prof.segments:
                 raise ValueError(f"segment {feature}={value}: a segment profile cannot have segments")
             out[str(feature)][value] = prof
     return out
-
-
-# -- reading tables ---------------------------------------------------------------------------------
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read reference rows from CSV (``.csv``/``.tsv``), Parquet (``.parquet``/``.pq``) or JSON lines.
-
-    JSON lines (``.jsonl``/``.ndjson``/``.json``; a ``.json`` file may also hold one JSON array) may be
-    flat rows or events in the shape of docs/events.md. A prediction event
-    ``{"features": {...}, "prediction": ..., "score": ..., "label": ...}`` becomes one row: its features
-    become columns and ``prediction``/``score``/``label`` are kept (plus ``request_id``, which
-    :func:`build_profile` ignores). A label event (``label`` and ``request_id`` but neither ``features``
-    nor ``prediction``) is joined onto the prediction row with the same ``request_id``; labels with no
-    matching prediction are dropped.
-
-    Raises
-    ------
-    ValueError
-        On an unknown suffix or a line that is not a JSON object (the message names the line).
-    """
-    p = Path(path)
-    suffix = p.suffix.lower()
-    if suffix in (".csv", ".tsv"):
-        return pd.read_csv(p, sep="\t" if suffix == ".tsv" else ",")
-    if suffix in (".parquet", ".pq"):
-        return pd.read_parquet(p)
-    if suffix not in (".jsonl", ".ndjson", ".json"):
-        raise ValueError(f"unsupported file type {p.suffix!r}: use .csv, .parquet or .jsonl")
-    raw = p.read_bytes()
-    if suffix == ".json" and raw.lstrip().startswith(b"["):
-        try:
-            objs: list[Any] = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise ValueError(f"{p}: invalid JSON ({exc})") from None
-        numbered = list(enumerate(objs, 1))
-    else:
-        numbered = []
-        for i, line in enumerate(raw.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                numbered.append((i, orjson.loads(line)))
-            except orjson.JSONDecodeError as exc:
-                raise ValueError(f"{p}: line {i}: invalid JSON ({exc})") from None
-    rows: list[dict[str, Any]] = []
-    labels: dict[str, Any] = {}
-    for i, obj in numbered:
-        if not isinstance(obj, dict):
-            raise ValueError(f"{p}: line {i}: expected a JSON object")
-        if "label" in obj and "features" not in obj and "prediction" not in obj and "request_id" in obj:
-            labels[str(obj["request_id"])] = obj["label"]  # a label event: joined below
-            continue
-        feats = obj.get("features")
-        if isinstance(feats, dict):
-            keep = {k: v for k, v in obj.items() if k in OUTPUTS or k == "request_id"}
-            obj = {**feats, **keep}
-        rows.append(obj)
-    table = pd.DataFrame(rows)
-    if labels and "request_id" in table:
-        joined = table["request_id"].astype(str).map(labels)
-        table["label"] = table["label"].where(table["label"].notna(), joined) if "label" in table else joined
-    return table
 
 
 # -- building --------------------------------------------------------------------------------------
@@ -413,7 +429,9 @@ def _performance(pred: pd.Series, label: pd.Series, task: str | None) -> dict[st
 
 def build_profile(model: str, table: pd.DataFrame, *, fine_bins: int = 100, psi_bins: int = 10,
                   ks_sample_size: int = 5000, max_categories: int = 200,
-                  built_at: str | None = None) -> ReferenceProfile:
+                  built_at: str | None = None, calibrate: bool = True,
+                  resamples: int = calibration.DEFAULT_RESAMPLES, seed: int = 0,
+                  ignore: Collection[str] = (), kinds: Mapping[str, str] | None = None) -> ReferenceProfile:
     """Build a :class:`ReferenceProfile` from a table of reference rows.
 
     Columns ``score``, ``prediction`` and ``label`` are model outputs; ``request_id``, ``timestamp``,
@@ -445,6 +463,17 @@ def build_profile(model: str, table: pd.DataFrame, *, fine_bins: int = 100, psi_
         Most frequent categories kept per categorical feature; the rest fold into the unseen bucket.
     built_at : str, optional
         RFC 3339 build time (default: now).
+    calibrate : bool
+        Simulate each statistic's null distribution at the window sizes of
+        :data:`~monitor.core.calibration.GRID` (``resamples`` draws each, seeded by ``seed``; rows in
+        ``timestamp`` order when that column exists, else in table order, for the time-structure check)
+        and fit the multivariate reconstruction model. ``False`` gives a profile the policy treats like
+        a format-1 one (fixed effect floors, no multivariate drift).
+    ignore : collection of str
+        Columns left out (``policy.features.<name>.ignore``).
+    kinds : mapping of str to ``"numeric"`` or ``"categorical"``
+        Columns read as that kind whatever their type (``policy.features.<name>.kind``): forced numeric,
+        a value that is not a number is missing; forced categorical, numbers become category names.
 
     Raises
     ------
@@ -469,44 +498,69 @@ def build_profile(model: str, table: pd.DataFrame, *, fine_bins: int = 100, psi_
         raise ValueError(f"max_categories must be >= 1, got {max_categories!r}")
     if len(table) == 0:
         raise ValueError("the reference table has no rows")
+    if "timestamp" in table:
+        ts = table["timestamp"]
+        key = pd.to_datetime(ts, utc=True, errors="coerce") if not pd.api.types.is_numeric_dtype(ts) else ts
+        table = table.iloc[np.argsort(key.to_numpy(), kind="stable")].reset_index(drop=True)
+    rng = np.random.default_rng(seed)
+    cat_values: dict[str, pd.Series] = {}
     total = len(table)
     numeric: dict[str, NumericProfile] = {}
     categorical: dict[str, CategoricalProfile] = {}
+    kinds = dict(kinds or {})
+    bad = {k: v for k, v in kinds.items() if v not in ("numeric", "categorical")}
+    if bad:
+        raise ValueError(f"feature kind must be 'numeric' or 'categorical', got {bad}")
     for col in table.columns:
         name = str(col)
-        if name in OUTPUTS or name in IGNORED:
+        if name in OUTPUTS or name in IGNORED or name in ignore:
             continue
         s = table[col]
+        if kinds.get(name) == "numeric":  # as at run time: only numbers count, anything else is missing
+            s = pd.Series([float(v) if isinstance(v, int | float | np.number) and not isinstance(v, bool | np.bool_)
+                           else np.nan for v in s], index=s.index, dtype=np.float64)
         if s.isna().all():
             continue  # nothing to learn from an all-missing column (its type is unknown, too)
-        if _is_categorical(s.dropna()):
-            categorical[name] = categorical_profile(name, _categorical_values(s), total,
-                                                    max_categories=max_categories)
+        if kinds.get(name) == "categorical" or (kinds.get(name) is None and _is_categorical(s.dropna())):
+            values = cat_values[name] = _categorical_values(s)
+            cprof = categorical_profile(name, values, total, max_categories=max_categories)
+            categorical[name] = calibrate_profile.categorical_nulls(cprof, values, resamples, rng) if calibrate else cprof
         else:
             vals = s.to_numpy(dtype=np.float64, na_value=np.nan)
+            table = table if kinds.get(name) != "numeric" else table.assign(**{name: s})
             if not np.isfinite(vals).any():
                 continue  # only NaN/inf: as good as all-missing
-            numeric[name] = numeric_profile(name, vals[np.isfinite(vals)], total, fine_bins=fine_bins,
-                                            psi_bins=psi_bins, ks_sample_size=ks_sample_size)
+            finite = vals[np.isfinite(vals)]
+            nprof = numeric_profile(name, finite, total, fine_bins=fine_bins, psi_bins=psi_bins,
+                                    ks_sample_size=ks_sample_size)
+            numeric[name] = calibrate_profile.numeric_nulls(nprof, finite, resamples, rng) if calibrate else nprof
     pred_col = table.get("prediction")
     label_col = table.get("label")
     prediction: Profile | None = None
     if pred_col is not None and pred_col.notna().any():
         pc = pred_col.dropna()
         if _is_categorical(pc):
-            prediction = categorical_profile("__prediction__", _categorical_values(pred_col), total,
-                                             max_categories=max_categories)
+            pvals = _categorical_values(pred_col)
+            prediction = categorical_profile("__prediction__", pvals, total, max_categories=max_categories)
+            if calibrate:
+                prediction = calibrate_profile.categorical_nulls(prediction, pvals, resamples, rng)
         else:
-            prediction = numeric_profile("__prediction__", pc.to_numpy(dtype=np.float64), total,
-                                         fine_bins=fine_bins, psi_bins=psi_bins, ks_sample_size=ks_sample_size)
+            pv = pc.to_numpy(dtype=np.float64)
+            prediction = numeric_profile("__prediction__", pv, total, fine_bins=fine_bins, psi_bins=psi_bins,
+                                         ks_sample_size=ks_sample_size)
+            if calibrate:
+                prediction = calibrate_profile.numeric_nulls(prediction, pv[np.isfinite(pv)], resamples, rng)
     score = None
     if "score" in table and table["score"].notna().any():
         sc = table["score"].dropna().to_numpy(dtype=np.float64)
         score = numeric_profile("__score__", sc, total, fine_bins=fine_bins, psi_bins=psi_bins,
                                 ks_sample_size=ks_sample_size)
+        if calibrate:
+            score = calibrate_profile.numeric_nulls(score, sc[np.isfinite(sc)], resamples, rng)
+    mv = calibrate_profile.multivariate_model(table, numeric, categorical, cat_values, resamples, rng) if calibrate else None
     task = _task(pred_col, label_col)
     perf = _performance(pred_col, label_col, task) if pred_col is not None and label_col is not None else {}
     return ReferenceProfile(
         model=model, built_at=built_at or datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         rows=total, numeric=numeric, categorical=categorical, prediction=prediction, score=score, task=task,
-        performance=perf)
+        performance=perf, multivariate=mv)

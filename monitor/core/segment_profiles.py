@@ -123,7 +123,10 @@ def with_segments(profile: ReferenceProfile, table: pd.DataFrame, features: Sequ
     """
     if max_values < 1:
         raise ValueError(f"segment_max_values must be >= 1, got {max_values!r}")
-    build = {**build, "ks_sample_size": min(int(build.get("ks_sample_size", SEGMENT_KS_SAMPLE)), SEGMENT_KS_SAMPLE)}
+    # segments are decided with the model's fixed floors raised by their own sampling noise
+    # (monitor/segments.py noise_margins), not with calibrated thresholds: no calibration per segment
+    build = {**build, "ks_sample_size": min(int(build.get("ks_sample_size", SEGMENT_KS_SAMPLE)), SEGMENT_KS_SAMPLE),
+             "calibrate": False}
     out: dict[str, dict[str, ReferenceProfile]] = {}
     for feature in features:
         if feature not in profile.categorical:

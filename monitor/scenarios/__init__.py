@@ -17,6 +17,7 @@ scenario is byte-for-byte reproducible and a run with fewer windows is a prefix 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -97,6 +98,8 @@ class ScenarioSpec:
     concept: bool = False
     countries: tuple[tuple[str, float], ...] = ()
     segments: tuple[str, ...] = ()
+    #: correlation of x3 and x4 in the stable regime (a ``correlation_flip`` change negates it)
+    correlation: float = 0.0
 
     # -- helpers ------------------------------------------------------------------------------------------
     def rate_of(self, model: str, rate: float) -> float:
@@ -126,6 +129,15 @@ class ScenarioSpec:
         score = sigmoid(score_logit)
         return {"score": score, "prediction": (score >= 0.5).astype(np.int64), "label": label}
 
+    def _correlate(self, feats: dict[str, np.ndarray], model: str, w: int | None) -> dict[str, np.ndarray]:
+        """x4 ← ρ·x3 + sqrt(1 − ρ²)·x4: marginals stay N(0, 1), only how x3 and x4 move together changes."""
+        rho = self.correlation
+        if not rho:
+            return feats
+        if w is not None and any(c.kind == "correlation_flip" and c.active(w) for c in self._changes(model)):
+            rho = -rho
+        return {**feats, "x4": rho * feats["x3"] + math.sqrt(1.0 - rho * rho) * feats["x4"]}
+
     def _concept_change(self, model: str) -> Change | None:
         return next((c for c in self._changes(model) if c.kind == "concept_drift"), None)
 
@@ -145,8 +157,11 @@ class ScenarioSpec:
                 cols |= {"prediction": (score >= 0.5).astype(np.int64), "score": score, "label": y}
             else:
                 phase = rng.permutation(np.linspace(0.0, self.season_windows, rows, endpoint=False))
-                feats = draw_features(rng, rows, phase=phase, seasonal=self.seasonal,
-                                      season_windows=self.season_windows, countries=self.countries)
+                if self.seasonal:
+                    phase = np.sort(phase)  # a logged period: rows in time order
+                feats = self._correlate(draw_features(rng, rows, phase=phase, seasonal=self.seasonal,
+                                                      season_windows=self.season_windows, countries=self.countries),
+                                        model, None)
                 res = self._outputs(rng, feats, model, None)
                 cols = {**feats, "prediction": res["prediction"], "score": res["score"], "label": res["label"]}
             frame = pd.DataFrame(cols)
@@ -225,7 +240,7 @@ class ScenarioSpec:
                                   season_windows=self.season_windows, countries=self.countries)
             if self.rhythm:
                 feats = apply_rhythm(rng, feats, rhythm_level(ts, self.rhythm_period_s), self.rhythm)
-            feats = apply_feature_changes(rng, feats, changes, w)
+            feats = apply_feature_changes(rng, self._correlate(feats, model, w), changes, w)
             outs = self._outputs(rng, feats, model, w)
         latency = rng.lognormal(np.log(BASE_LATENCY_MS), 0.35, n)
         error_rate = BASE_ERROR_RATE
@@ -340,6 +355,12 @@ SCENARIOS: dict[str, ScenarioSpec] = {s.name: s for s in (
     ScenarioSpec("seasonal", "x1 follows a 6-window sinusoidal cycle (amplitude 0.2 sd) that the reference "
                  "also contains (built from whole cycles): must not page",
                  changes=(Change("x1", "seasonal", 0, None, 0.2),), seasonal=0.2),
+    ScenarioSpec("subtle_shift", "x1 and x2 shift by +0.2 sd from window 4 (run it at ~8,000 events per window: "
+                 "--rate 27 with 5-minute windows)",
+                 changes=(Change("x1", "mean_shift", 4, None, 0.2), Change("x2", "mean_shift", 4, None, 0.2))),
+    ScenarioSpec("correlation_flip", "x3 and x4 correlate at +0.85 (also in the reference); from window 5 at "
+                 "-0.85, every marginal unchanged: only multivariate drift can see it",
+                 changes=(Change("__multivariate__", "correlation_flip", 5, None, 1.7),), correlation=0.85),
     ScenarioSpec("new_category", "country 'BR', never seen in the reference, is 15% of traffic from window 5",
                  changes=(Change("category:country", "new_category", 5, None, 0.15),)),
     ScenarioSpec("concept_drift", "river ConceptDriftStream over SEA (concept 0 → 3) at window 5: P(label|x) "
@@ -358,10 +379,10 @@ SCENARIOS: dict[str, ScenarioSpec] = {s.name: s for s in (
     ScenarioSpec("multi_model", "3 models at 5/20/50 events/s (at --rate 20); only 'churn' drifts (x3 +1 sd "
                  "from window 4)", models=("fraud", "churn", "ranker"), rates=(0.25, 1.0, 2.5),
                  changes=(Change("x3", "mean_shift", 4, None, 1.0, model="churn"),)),
-    ScenarioSpec("segment_shift", "only country=PL (5% of traffic) moves: its amount +2 sd from window 4, while "
+    ScenarioSpec("segment_shift", "only country=PL (5% of traffic) moves: its amount +0.25 sd from window 4, while "
                  "the whole model and every other segment stay put; monitored with segments [country, device], "
                  "at 4x the given rate so that PL has enough events per window",
-                 changes=(Change("amount", "mean_shift", 4, None, 2.0, segment="country=PL"),),
+                 changes=(Change("amount", "mean_shift", 4, None, 0.25, segment="country=PL"),),
                  countries=(("US", 0.38), ("DE", 0.2), ("FR", 0.15), ("GB", 0.12), ("IN", 0.1), ("PL", 0.05)),
                  segments=("country", "device"), rates=(4.0,)),
     ScenarioSpec("mixed", "end to end: amount +1 sd from window 4, latency x3 in windows 6-7, 25% errors in "

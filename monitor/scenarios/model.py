@@ -61,7 +61,9 @@ class Change:
     kind
         ``mean_shift``, ``gradual``, ``new_category``, ``latency_regression``, ``error_burst``,
         ``accuracy_drop``, ``concept_drift``, ``score_shift``, ``seasonal`` (a cycle the reference also
-        contains) or ``rhythm`` (a cycle in event time the reference does not contain: :func:`apply_rhythm`).
+        contains), ``rhythm`` (a cycle in event time the reference does not contain: :func:`apply_rhythm`) or
+        ``correlation_flip`` (target ``__multivariate__``: the x3–x4 correlation changes sign, marginals
+        unchanged).
     start_window
         First affected window (0-based; window ``w`` covers ``[start + w*window_s, start + (w+1)*window_s)``).
     end_window
@@ -70,7 +72,8 @@ class Change:
     magnitude
         Size, in the kind's unit: standard deviations (``mean_shift``, ``gradual``, ``seasonal`` amplitude),
         traffic share (``new_category``), latency factor, error rate, share of labels flipped, logits
-        (``score_shift``), expected accuracy drop (``concept_drift``).
+        (``score_shift``), expected accuracy drop (``concept_drift``), change of correlation
+        (``correlation_flip``).
     model
         The model whose traffic changes.
     segment

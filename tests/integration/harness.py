@@ -112,8 +112,11 @@ def read_topic(bootstrap: str, topic: str, idle_s: float = 2.0, timeout: float =
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
         out: list[Any] = []
-        quiet = time.monotonic()
         deadline = time.monotonic() + timeout
+        # the idle clock starts once the consumer knows its fetch positions (connecting and the first fetch of
+        # a large record can take longer than ``idle_s`` on a loaded machine)
+        wait_for(lambda: all(consumer.position(tp) is not None for tp in tps), timeout=20)
+        quiet = time.monotonic()
         while time.monotonic() - quiet < idle_s and time.monotonic() < deadline:
             batch = consumer.poll(timeout_ms=200)
             if batch:

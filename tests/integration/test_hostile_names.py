@@ -100,7 +100,7 @@ def test_pipeline_output_for_hostile_model_and_feature_names(influxdb: str, sink
     versions = {row[1] for row in _rows(influxdb, db, 'SHOW TAG VALUES WITH KEY = "model_version"')}
     assert versions == set(allowed) - {""}
     features = {row[1] for row in _rows(influxdb, db, 'SHOW TAG VALUES FROM "drift" WITH KEY = "feature"')}
-    assert set(allowed) <= features <= set(allowed) | {"amount", "__prediction__", "__score__"}
+    assert set(allowed) <= features <= set(allowed) | {"amount", "__prediction__", "__score__", "__multivariate__"}
 
 
 names = st.lists(st.one_of(st.sampled_from(HOSTILE), st.characters(blacklist_categories=["Cs"])), min_size=1,

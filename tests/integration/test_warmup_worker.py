@@ -55,8 +55,12 @@ def test_warm_up_profiles_are_shared_by_every_worker(kafka_broker, tmp_path, seg
         for e in first:
             p.send(topic, key=e["request_id"].encode(), value=orjson.dumps(e))
         p.flush()
-        wait_for(lambda: {orjson.loads(r.value)["model"] for r in read_topic(kafka_broker, f"{group}.references",
-                                                                              idle_s=0.5)} >= {"churn", "ranker"}, 90)
+        try:
+            wait_for(lambda: {orjson.loads(r.value)["model"] for r in read_topic(
+                kafka_broker, f"{group}.references", idle_s=2.0)} >= {"churn", "ranker"}, 150)
+        except TimeoutError:
+            raise AssertionError("no warm-up profiles on the references topic; worker logs:\n"
+                                 + a.log.read_text()[-4000:] + "\n---\n" + b.log.read_text()[-4000:]) from None
         for e in (e for e in events if parse_timestamp(e["timestamp"]) >= T0 + 50):
             p.send(topic, key=e["request_id"].encode(), value=orjson.dumps(e))
         p.flush()
