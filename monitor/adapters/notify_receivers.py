@@ -98,6 +98,17 @@ class WebhookReceiver:
         self.http.close()
 
 
+def critical_first(batch: Sequence[Alert]) -> list[Alert]:
+    """``batch`` with firing critical alerts first, otherwise in its order.
+
+    >>> from monitor.types import Alert
+    >>> a = [Alert({"alertname": "ErrorRate", "severity": s}, {}, "firing", 0.0) for s in ("warning", "critical")]
+    >>> [x.severity for x in critical_first(a)]
+    ['critical', 'warning']
+    """
+    return sorted(batch, key=lambda a: not (a.status == "firing" and a.severity == "critical"))
+
+
 class AlertmanagerReceiver:
     """Pushes to an Alertmanager's ``/api/v2/alerts`` so teams keep routing, silences and inhibition.
 
@@ -132,6 +143,14 @@ class AlertmanagerReceiver:
         """One postable alert of the Alertmanager API v2."""
         out: dict[str, Any] = {"labels": dict(a.labels), "annotations": dict(a.annotations),
                                "startsAt": rfc3339(a.starts_at)}
+        if a.status == "firing":
+            # as Prometheus does: a firing alert starts when it is sent (Alertmanager keeps the earliest
+            # startsAt of an alert it holds). Alertmanager times group_wait from startsAt and flushes at once
+            # an alert that started longer ago than that — which a window's event time (behind the wall clock
+            # by the allowed lateness at least) usually is — before its inhibitor has seen the critical
+            # sibling posted with it (prometheus/alertmanager#4064): the warning would page. The window is
+            # in the description.
+            out["startsAt"] = rfc3339(self.wall_clock())
         if a.status == "resolved":
             # never in Alertmanager's future: an endsAt after its clock does not resolve the alert, and it
             # keeps the firing alert's (later) TTL instead. Event time can run ahead of the wall clock.
@@ -143,10 +162,10 @@ class AlertmanagerReceiver:
         return out
 
     def send(self, batch: Sequence[Alert]) -> DeliveryResult:
-        """POST the whole batch as one list."""
+        """POST the whole batch as one list, firing critical alerts first (seen first by the inhibitor)."""
         if not batch:
             return EMPTY_RESULT
-        body = orjson.dumps([self.entry(a) for a in batch])
+        body = orjson.dumps([self.entry(a) for a in critical_first(batch)])
         return EMPTY_RESULT.merge(self.http.post(self.name, self.url, body, _JSON), _fingerprints(batch))
 
     def close(self) -> None:

@@ -220,14 +220,20 @@ def test_repr_hides_credentials():
 
 def test_alertmanager_api_v2_body():
     rec = Recorder()
-    am = AlertmanagerReceiver("http://am:9093/", client=client(rec))
+    am = AlertmanagerReceiver("http://am:9093/", client=client(rec), wall_clock=lambda: T0 + 3600)
     assert am.send([alert(), alert(status="resolved", feature="age", ends=T0 + 300)]).ok
     (req,) = rec.requests
     assert str(req.url) == "http://am:9093/api/v2/alerts"
     firing, resolved = orjson.loads(req.content)
+    # a firing alert starts when it is sent (Alertmanager's group_wait, and so inhibition, time from it)
     assert firing == {"labels": dict(alert().labels), "annotations": dict(alert().annotations),
-                      "startsAt": "2026-01-01T00:05:00.000Z", "generatorURL": "http://g/d"}
+                      "startsAt": "2026-01-01T01:05:00.000Z", "generatorURL": "http://g/d"}
+    assert resolved["startsAt"] == "2026-01-01T00:05:00.000Z"
     assert resolved["endsAt"] == "2026-01-01T00:10:00.000Z" and resolved["labels"]["feature"] == "age"
+    # firing critical alerts go first
+    rec = Recorder()
+    AlertmanagerReceiver("http://am", client=client(rec)).send([alert(severity="warning"), alert()])
+    assert [a["labels"]["severity"] for a in rec.bodies()[0]] == ["critical", "warning"]
     rec = Recorder()
     AlertmanagerReceiver("http://am", client=client(rec), firing_ttl_s=3600, wall_clock=lambda: T0).send([alert()])
     assert rec.bodies()[0][0]["endsAt"] == "2026-01-01T01:05:00.000Z"

@@ -75,7 +75,8 @@ def test_worker_alert_reaches_alertmanager_routes_to_the_receiver_and_resolves(
         # the inhibit rule of docs/alerts.md: the warning is muted by its critical sibling
         assert warn["status"]["state"] == "suppressed" and warn["status"]["inhibitedBy"] == [crit["fingerprint"]]
         pages = wait_for(lambda: notified(server, "firing"), timeout=30)
-        assert {a["labels"]["severity"] for a in pages} == {"critical"}
+        assert {a["labels"]["severity"] for a in pages} == {"critical"}, [
+            (p["status"], [(a["labels"]["severity"], a["startsAt"]) for a in p["alerts"]]) for p in server.payloads()]
         assert pages[0]["fingerprint"] == crit["fingerprint"]
 
         # phase 2: clean traffic; two clean windows resolve both alerts. While idle, the worker's watermark
