@@ -26,9 +26,7 @@ import logging
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from monitor import segments
 from monitor.config import MonitorSettings
@@ -39,9 +37,15 @@ from monitor.core.policy import Policy
 from monitor.core.reference import ReferenceProfile, build_profile
 from monitor.core.segment_profiles import with_segments
 from monitor.finalize import Finalizer, Out
+from monitor.lazy import lazy_module
 from monitor.policy_state import policy_state_from_dict, policy_state_to_dict
 from monitor.types import Emission, WindowRange, rfc3339
 from monitor.wire import PartialRecord, Record, WatermarkRecord, apply_extras, extras_of, profile_id, state_from_wire
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy_module("pandas")
 
 log = logging.getLogger("driftline.owner")
 

@@ -9,10 +9,15 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from monitor.core import calibration, multivariate
 from monitor.core.multivariate import MultivariateProfile
+from monitor.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy_module("pandas")
 
 if TYPE_CHECKING:
     from monitor.core.reference import CategoricalProfile, NumericProfile

@@ -23,18 +23,23 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import orjson
-import pandas as pd
 
 from monitor.core import calibrate_profile, calibration, multivariate
 from monitor.core.calibration import NullModel, nulls_from_dict, nulls_to_dict
 from monitor.core.multivariate import MultivariateProfile
 from monitor.core.tables import OUTPUTS as OUTPUTS
 from monitor.core.tables import read_table as read_table
+from monitor.lazy import lazy_module
 from monitor.names import check_name
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy_module("pandas")
 
 FORMAT_VERSION = 2
 #: formats this version reads (1: no calibration, no multivariate model)

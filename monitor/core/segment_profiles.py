@@ -21,10 +21,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from monitor.core.reference import (
     CategoricalProfile,
@@ -33,7 +32,13 @@ from monitor.core.reference import (
     _categorical_values,
     build_profile,
 )
+from monitor.lazy import lazy_module
 from monitor.names import name_problem
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy_module("pandas")
 
 log = logging.getLogger("driftline.reference")
 
