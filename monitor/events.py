@@ -1,4 +1,4 @@
-"""Decoding and validation of input events (CONTRACT §1) with msgspec.
+"""Decoding and validation of input events (docs/events.md) with msgspec.
 
 Every rejection carries a human-readable reason; nothing here raises on bad input. A label event is
 recognised by its ``label`` field. The decoder is pure: the wall clock (``now``) and the Kafka record's
