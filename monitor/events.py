@@ -366,6 +366,24 @@ def _lookup(obj: Mapping[str, Any], path: str) -> tuple[bool, Any]:
     return True, value
 
 
+def producer_shaped(event: Mapping[str, Any], fields: Mapping[str, str]) -> dict[str, Any]:
+    """``event`` as a producer with its own field names would send it: each field moved to its dotted path
+    in ``fields`` (the ``fields`` setting; unlisted fields keep their name) — what the decoder reads back.
+
+    >>> producer_shaped({"model": "fraud", "request_id": "r1", "features": {"x": 1}},
+    ...                 {"model": "model_name", "request_id": "meta.id", "features": "payload.inputs"})
+    {'model_name': 'fraud', 'meta': {'id': 'r1'}, 'payload': {'inputs': {'x': 1}}}
+    """
+    out: dict[str, Any] = {}
+    for key, value in event.items():
+        *parents, leaf = fields.get(key, key).split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
+
+
 _PATH_IN_REASON = re.compile(r"(\$\.|field `)(\w+)")
 
 

@@ -160,8 +160,11 @@ class ModelPartials:
     def use(self, reference: ReferenceProfile | None) -> None:
         """Bin with ``reference`` from now on (windows already open keep their rows and are binned at close)."""
         self.reference = reference
-        binners = self.binners or partial(_cached_binner, {}, multivariate=multivariate_on(self.settings))
-        self.binner = binners(reference) if reference is not None else None
+        if reference is None:
+            self.binner = None
+        else:
+            self.binner = self.binners(reference) if self.binners is not None else \
+                FeatureBinner(reference, multivariate_on(self.settings))
         self.profile = profile_id(reference) if reference is not None else None
         self.segmenter = segments.segmenter_for(self.binner, self.settings)
 
@@ -798,7 +801,7 @@ def multivariate_on(settings: MonitorSettings) -> bool:
 
 
 def _cached_binner(cache: dict[int, tuple[ReferenceProfile, FeatureBinner]], reference: ReferenceProfile,
-                   multivariate: bool = True) -> FeatureBinner:
+                   multivariate: bool) -> FeatureBinner:
     """One binner per reference profile (a source's models and its batch decoder share it)."""
     got = cache.get(id(reference))
     if got is None or got[0] is not reference:

@@ -20,7 +20,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from monitor.events import DecodeOptions, decode_any
+from monitor.events import DecodeOptions, decode_any, producer_shaped
 from monitor.scenarios import get_scenario
 from monitor.types import Rejection
 
@@ -29,15 +29,6 @@ FIELDS = {"model": "model_name", "request_id": "meta.id", "timestamp": "meta.ts"
           "model_version": "meta.version"}
 
 
-def _nest(event: dict, mapping: dict[str, str]) -> dict:
-    out: dict = {}
-    for key, value in event.items():
-        *parents, leaf = mapping.get(key, key).split(".")
-        node = out
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return out
 
 
 def events(n: int) -> list[dict]:
@@ -79,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
 
     millis = [orjson.dumps({**e, "timestamp": round(parse_timestamp(e["timestamp"]) * 1000)}) for e in evs]
     escaped = [json.dumps({**e, "features": {f"{k}\\x": v for k, v in e["features"].items()}}).encode() for e in evs]
-    producer = [orjson.dumps(_nest(e, FIELDS)) for e in evs]
+    producer = [orjson.dumps(producer_shaped(e, FIELDS)) for e in evs]
     for raws, opts in ((plain, default), (millis, default), (escaped, default), (producer, mapped_opts)):
         bad = [r for r in raws[:2000] if isinstance(decode_any(r, options=opts, now=now), Rejection)]
         assert not bad, bad[0][:300]

@@ -141,20 +141,14 @@ def _as_producer(line: bytes) -> bytes:
         return line  # malformed lines stay malformed
     if not isinstance(e, dict) or not isinstance(e.get("timestamp"), str | int | float):
         return line
+    from monitor.events import producer_shaped
     from monitor.timestamps import parse_timestamp
 
     try:
         e["timestamp"] = round(parse_timestamp(e["timestamp"]) * 1000)
     except ValueError:
         return line
-    out: dict = {}
-    for key, value in e.items():
-        *parents, leaf = PRODUCER.get(key, key).split(".")
-        node = out
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return json.dumps(out).encode()
+    return json.dumps(producer_shaped(e, PRODUCER)).encode()
 
 
 def test_millisecond_producer_with_its_own_field_names_is_monitored_like_ours(scenario, tmp_path):

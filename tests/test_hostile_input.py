@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from monitor.config import MonitorSettings
 from monitor.core.reference import build_profile
-from monitor.events import DecodeOptions, decode_any
+from monitor.events import DecodeOptions, decode_any, producer_shaped
 from monitor.pipeline import Monitor
 from monitor.types import Rejection
 
@@ -206,16 +206,6 @@ def test_one_pass_decoder_agrees_with_the_validating_decoder(raw, opts, now):
         assert fast == slow
 
 
-def _nest(event: dict, mapping: dict[str, str]) -> dict:
-    """``event`` with its fields moved to the producer's (dotted) paths."""
-    out: dict = {}
-    for key, value in event.items():
-        *parents, leaf = mapping.get(key, key).split(".")
-        node = out
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return out
 
 
 PRODUCER_FIELDS = {"model": "model_name", "request_id": "meta.id", "timestamp": "meta.ts", "features": "payload.inputs",
@@ -230,7 +220,7 @@ def test_field_mapping_decodes_like_driftline_names(raw, now):
     rejected exactly as the same event under Driftline's names, with the same values."""
     try:
         event = json.loads(raw)
-        producer = json.dumps(_nest(event, PRODUCER_FIELDS)).encode() if isinstance(event, dict) else b""
+        producer = json.dumps(producer_shaped(event, PRODUCER_FIELDS)).encode() if isinstance(event, dict) else b""
     except (ValueError, RecursionError):  # not JSON, or too deep for the stdlib json this test uses
         return
     if not producer or len(producer) > 50_000:

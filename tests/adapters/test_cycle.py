@@ -164,6 +164,22 @@ class World:
         self.sink.fail = self.broker.fail_sends = False
         self.cycle.paused = False
 
+    def play(self, steps: list[tuple[str, Any, Any]]) -> None:
+        """Run :data:`Step` s (fetches, partial fetches, flushes that may fail, clock ticks, crashes), then
+        :meth:`drain`."""
+        for kind, a, b in steps:
+            if kind == "fetch":
+                self.fetch(self.settings.predictions_topic, a, b)
+            elif kind == "partials":
+                self.fetch(self.settings.partials_topic, a, b)
+            elif kind == "flush":
+                self.flush(sink_fails=a and not b, bus_fails=b and not a)
+            elif kind == "tick":
+                self.clock.now += a
+            else:
+                self.crash()
+        self.drain()
+
     def drain(self) -> None:
         """Read everything, flush, then let the idle watermarks close the last windows."""
         for _ in range(4):
@@ -213,18 +229,7 @@ def test_crashes_and_failures_never_lose_or_double_count_a_window(seed, keying, 
     mon.observe(events)
     expected = _final(list(mon.close_all().points))
     world = World(events, keying)
-    for kind, a, b in steps:
-        if kind == "fetch":
-            world.fetch(SETTINGS.predictions_topic, a, b)
-        elif kind == "partials":
-            world.fetch(SETTINGS.partials_topic, a, b)
-        elif kind == "flush":
-            world.flush(sink_fails=a and not b, bus_fails=b and not a)
-        elif kind == "tick":
-            world.clock.now += a
-        else:
-            world.crash()
-    world.drain()
+    world.play(steps)
     written: dict[tuple, set[tuple]] = defaultdict(set)
     for p in world.sink.written:
         if p.measurement in ("throughput", "drift", "latency", "errors"):

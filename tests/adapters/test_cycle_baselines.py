@@ -108,18 +108,7 @@ def test_crashes_and_failures_never_change_a_baseline_comparison(seed: int, keyi
     events = _events(seed, 480)
     expected = _expected(events)
     world = World(events, keying, BSETTINGS)
-    for kind, a, b in steps:
-        if kind == "fetch":
-            world.fetch(BSETTINGS.predictions_topic, a, b)
-        elif kind == "partials":
-            world.fetch(BSETTINGS.partials_topic, a, b)
-        elif kind == "flush":
-            world.flush(sink_fails=a and not b, bus_fails=b and not a)
-        elif kind == "tick":
-            world.clock.now += a
-        else:
-            world.crash()
-    world.drain()
+    world.play(steps)
     got = _drift(world.sink.written)
     twice = {k: v for k, v in got.items() if len(v) > 1}
     assert not twice, f"windows written twice with different values: {list(twice.items())[:2]}"

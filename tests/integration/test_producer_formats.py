@@ -10,7 +10,7 @@ import pytest
 
 from monitor.core.reference import build_profile
 from monitor.devservices import create_topics
-from monitor.events import decode_any
+from monitor.events import decode_any, producer_shaped
 from monitor.lineprotocol import read_lp
 from monitor.scenarios import get_scenario
 from monitor.types import PredictionEvent
@@ -24,15 +24,6 @@ FIELDS = {"model": "model_name", "request_id": "meta.id", "timestamp": "meta.ts_
           "prediction": "output", "score": "proba", "latency_ms": "latency", "error": "err", "label": "y"}
 
 
-def _nested(event: dict, mapping: dict[str, str]) -> dict:
-    out: dict = {}
-    for key, value in event.items():
-        *parents, leaf = mapping.get(key, key).split(".")
-        node = out
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return out
 
 
 def _predictions() -> list[dict]:
@@ -87,7 +78,7 @@ def test_millisecond_producer_with_its_own_field_names(kafka_broker, tmp_path):
     records = []
     for e in events:
         e = dict(e, timestamp=round(decode_any(json.dumps(e).encode()).timestamp * 1000))  # type: ignore[union-attr]
-        records.append((json.dumps(_nested(e, FIELDS)).encode(), None))
+        records.append((json.dumps(producer_shaped(e, FIELDS)).encode(), None))
     assert b'"ts_ms"' in records[0][0] and b'"model_name"' in records[0][0]
     env = {f"MONITOR_FIELDS__{k.upper()}": v for k, v in FIELDS.items()}
     counted = _run(tmp_path, kafka_broker, "mapped", records, **env)
