@@ -141,23 +141,24 @@ class AlertmanagerReceiver:
 
     def entry(self, a: Alert) -> dict[str, Any]:
         """One postable alert of the Alertmanager API v2."""
-        out: dict[str, Any] = {"labels": dict(a.labels), "annotations": dict(a.annotations),
-                               "startsAt": rfc3339(a.starts_at)}
-        if a.status == "firing":
+        now = self.wall_clock()
+        ends: float | None
+        if a.status == "resolved":
+            # never in Alertmanager's future: an endsAt after its clock does not resolve the alert, and it
+            # keeps the firing alert's (later) TTL instead. Event time can run ahead of the wall clock.
+            starts, ends = a.starts_at, now if a.ends_at is None else min(a.ends_at, now)
+        else:
             # as Prometheus does: a firing alert starts when it is sent (Alertmanager keeps the earliest
             # startsAt of an alert it holds). Alertmanager times group_wait from startsAt and flushes at once
             # an alert that started longer ago than that — which a window's event time (behind the wall clock
             # by the allowed lateness at least) usually is — before its inhibitor has seen the critical
             # sibling posted with it (prometheus/alertmanager#4064): the warning would page. The window is
             # in the description.
-            out["startsAt"] = rfc3339(self.wall_clock())
-        if a.status == "resolved":
-            # never in Alertmanager's future: an endsAt after its clock does not resolve the alert, and it
-            # keeps the firing alert's (later) TTL instead. Event time can run ahead of the wall clock.
-            now = self.wall_clock()
-            out["endsAt"] = rfc3339(now if a.ends_at is None else min(a.ends_at, now))
-        elif self.firing_ttl_s is not None:
-            out["endsAt"] = rfc3339(self.wall_clock() + self.firing_ttl_s)
+            starts, ends = now, None if self.firing_ttl_s is None else now + self.firing_ttl_s
+        out: dict[str, Any] = {"labels": dict(a.labels), "annotations": dict(a.annotations),
+                               "startsAt": rfc3339(starts)}
+        if ends is not None:
+            out["endsAt"] = rfc3339(ends)
         out["generatorURL"] = a.generator_url
         return out
 
