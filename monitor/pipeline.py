@@ -103,9 +103,6 @@ class Monitor:
         self.source.dead.clear()
         return out
 
-    def last_window_end(self, ts: float) -> float:
-        return self.source.spec.last_end(ts)
-
     def late_events(self) -> int:
         """Events that arrived after their windows closed, since start (all models)."""
         return self.source.late_events()

@@ -17,7 +17,6 @@ Both are keyed by model (watermarks are sent to every partition of the topic) an
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
@@ -270,10 +269,4 @@ def window_state_fields() -> frozenset[str]:
     """The fields of :class:`WindowState` (for the completeness test of the wire format)."""
     return frozenset(f.name for f in fields(WindowState))
 
-
-def merge_states(parts: Sequence[WindowState], empty: WindowState) -> WindowState:
-    """``empty`` with every part merged in, in the given order (callers sort by source for determinism)."""
-    for p in parts:
-        empty.merge_in(p)
-    return empty
 

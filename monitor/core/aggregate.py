@@ -426,10 +426,6 @@ class WindowState:
     def estimated_accuracy(self) -> float | None:
         return self.est_correct_nano / 1e9 / self.est_n if self.est_n else None
 
-    @property
-    def has_drift_state(self) -> bool:
-        return self.num_counts is not None
-
     def ingest(self, batch: Batch, rows: np.ndarray, binner: FeatureBinner | None) -> None:
         """Add the batch rows ``rows`` (indices) to this window: vectorised over the rows."""
         n = int(rows.size)

@@ -62,10 +62,6 @@ class WindowSpec:
         """End of the last window containing ``ts``: once the watermark passes it the event is done."""
         return math.floor(ts / self.step) * self.step + self.size
 
-    def first_end(self, ts: float) -> float:
-        """End of the first (oldest) window containing ``ts``; the event is late if this has closed."""
-        return self.windows_of(ts)[0].end
-
     def starts(self, ts: np.ndarray) -> list[tuple[float, np.ndarray]]:
         """Vectorised assignment: ``[(window_start, row_indices), …]`` for a batch of event times."""
         out: list[tuple[float, np.ndarray]] = []
